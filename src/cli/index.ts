@@ -1,0 +1,12 @@
+/**
+ * Command-line entry: `gemma3n-trickle <command>`. Each subsystem registers its own commands.
+ */
+import { Command } from 'commander';
+import { registerServeCommand } from './serve.js';
+
+export async function main(argv: string[]): Promise<void> {
+  const program = new Command();
+  program.name('gemma3n-trickle').description('Livepeer trickle runner that describes live streams with Gemma 3n');
+  registerServeCommand(program);
+  await program.parseAsync(argv);
+}

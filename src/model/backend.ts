@@ -1,0 +1,104 @@
+/**
+ * The one interface the generation loop uses to talk to Gemma 3n. Two real implementations live
+ * beside it: `openai.ts` (any OpenAI-compatible engine; vLLM in production) and `transformers.ts`
+ * (in-process Transformers.js + ONNX Runtime). Each declares its capabilities so the loop never sends
+ * a request the engine would reject.
+ */
+
+/** One sampled video frame. JPEG is what remote engines take; RGB is what the in-process one takes. */
+export interface ImageInput {
+  ptsMs: number;
+  width: number;
+  height: number;
+  /** Baseline JPEG bytes. */
+  jpeg?: Buffer;
+  /** Packed RGB24, width*height*3 bytes. */
+  rgb?: Buffer;
+}
+
+/** One audio clip: 16 kHz mono float32 in [-1, 1]. */
+export interface AudioInput {
+  startPtsMs: number;
+  sampleRate: 16000;
+  samples: Float32Array;
+}
+
+export interface SamplingOptions {
+  temperature?: number;
+  topP?: number;
+  topK?: number;
+}
+
+export interface ChatTurn {
+  role: 'user' | 'assistant';
+  text: string;
+}
+
+export interface GenerateRequest {
+  prompt: string;
+  /** Optional system text (prefixed to the first user turn by Gemma's template). */
+  system?: string;
+  /** Earlier text-only turns (context across cycles), oldest first. */
+  history?: ChatTurn[];
+  images: ImageInput[];
+  audio?: AudioInput;
+  maxNewTokens: number;
+  sampling?: SamplingOptions;
+  signal?: AbortSignal;
+}
+
+export interface Usage {
+  promptTokens?: number;
+  completionTokens?: number;
+}
+
+export interface GenerateTimings {
+  /** Time spent turning the request into what the engine takes (JPEG/WAV/base64 or processor). */
+  encodeMs: number;
+  /** From request sent to first text delta. */
+  firstTokenMs?: number;
+  /** From request sent to last byte. */
+  modelMs: number;
+}
+
+export type GenerateEvent =
+  | { type: 'delta'; text: string }
+  | { type: 'done'; text: string; usage: Usage; timings: GenerateTimings; finishReason?: string };
+
+export interface BackendCapabilities {
+  images: boolean;
+  /** Most images one request may carry. */
+  maxImages: number;
+  /** How audio travels: OpenAI `input_audio`, an `audio_url` data URL, raw samples in-process, or not at all. */
+  audio: 'input_audio' | 'audio_url' | 'raw' | null;
+}
+
+export type BackendState = 'loading' | 'ready' | 'error';
+
+export interface BackendStatus {
+  state: BackendState;
+  message?: string;
+}
+
+export interface ModelBackend {
+  readonly kind: 'openai' | 'transformers';
+  readonly modelId: string;
+  readonly capabilities: BackendCapabilities;
+  /** Loads weights or warms up the engine. Resolves when ready; status() tracks progress and failures. */
+  load(): Promise<void>;
+  status(): BackendStatus;
+  /** Streams text deltas, then exactly one `done`. Aborting `signal` rejects with an AbortError. */
+  generate(req: GenerateRequest): AsyncIterable<GenerateEvent>;
+  /** Text-token count for gating; an estimate where the backend has no tokenizer. */
+  countTextTokens(text: string): number;
+  close(): Promise<void>;
+}
+
+/** Gemma 3n's fixed multimodal costs (model card; vLLM gemma3n_mm.py; processor). */
+export const TOKENS_PER_IMAGE = 256;
+export const TOKENS_PER_AUDIO_CLIP = 188;
+/** `<start_of_image>`/`<end_of_image>` + the "\n\n" separators the processor adds around each item. */
+export const IMAGE_DELIMITER_TOKENS = 4;
+export const AUDIO_DELIMITER_TOKENS = 4;
+/** `<bos><start_of_turn>user\n … <end_of_turn>\n<start_of_turn>model\n` */
+export const TURN_MARKUP_TOKENS = 10;

@@ -1,0 +1,64 @@
+/**
+ * The contract between the control API (src/server) and a running stream (src/pipeline/session.ts).
+ * The server validates requests and owns the state machine; a session owns everything that moves.
+ */
+import type { StreamParams } from '../config/params.js';
+import type { AppError } from '../errors.js';
+
+export interface StreamUrls {
+  subscribeUrl?: string;
+  publishUrl?: string;
+  dataUrl?: string;
+  controlUrl?: string;
+  eventsUrl?: string;
+}
+
+export interface StreamStartConfig extends StreamUrls {
+  /** The gateway_request_id; used as stream_id in records, events, logs and metrics. */
+  streamId: string;
+  params: StreamParams;
+  /** Unknown params keys, kept and passed along untouched. */
+  extraParams: Record<string, unknown>;
+}
+
+export interface StreamEnd {
+  /** Why it ended: 'stopped' (API), 'input_ended' (EOS/404 on input), 'error', 'shutdown'. */
+  reason: 'stopped' | 'input_ended' | 'error' | 'shutdown';
+  error?: AppError;
+}
+
+export interface StreamFps {
+  ingress_video_fps: number;
+  ingress_audio_fps: number;
+  egress_video_fps: number;
+  egress_audio_fps: number;
+}
+
+export interface StreamStatusSnapshot {
+  stream_id: string;
+  running: boolean;
+  started_at_ms: number;
+  fps: StreamFps;
+  counters: Record<string, number>;
+  params: StreamParams;
+}
+
+export interface StreamSession {
+  readonly streamId: string;
+  /** Starts trickle I/O in the background; resolves once started (not when the stream ends). */
+  start(): Promise<void>;
+  /** Parameters in force. */
+  params(): StreamParams;
+  /**
+   * Applies an already-validated update (from HTTP). `changed` lists the keys the caller sent;
+   * `raw` is the caller's payload (echoed in the params_updated event).
+   */
+  updateParams(next: StreamParams, changed: string[], raw: Record<string, unknown>): void;
+  /** Stops everything: aborts a running cycle, flushes queued records, closes channels. Idempotent. */
+  stop(reason: StreamEnd['reason']): Promise<void>;
+  /** Settles once the stream has fully ended, for any reason. Never rejects. */
+  readonly done: Promise<StreamEnd>;
+  status(): StreamStatusSnapshot;
+}
+
+export type SessionFactory = (config: StreamStartConfig) => StreamSession;
