@@ -71,6 +71,13 @@ export interface BackendCapabilities {
   maxImages: number;
   /** How audio travels: OpenAI `input_audio`, an `audio_url` data URL, raw samples in-process, or not at all. */
   audio: 'input_audio' | 'audio_url' | 'raw' | null;
+  /**
+   * Prompt tokens one image / one audio clip costs on this model. Absent means the real Gemma 3n values
+   * (TOKENS_PER_IMAGE / TOKENS_PER_AUDIO_CLIP); the in-process backend reads them from the model's
+   * processor_config.json (the random-weight test model uses smaller ones). Use `mediaTokenCosts()`.
+   */
+  tokensPerImage?: number;
+  tokensPerAudioClip?: number;
 }
 
 export type BackendState = 'loading' | 'ready' | 'error';
@@ -102,3 +109,19 @@ export const IMAGE_DELIMITER_TOKENS = 4;
 export const AUDIO_DELIMITER_TOKENS = 4;
 /** `<bos><start_of_turn>user\n … <end_of_turn>\n<start_of_turn>model\n` */
 export const TURN_MARKUP_TOKENS = 10;
+
+/** Per-item prompt-token costs for a backend, with the Gemma 3n defaults filled in. */
+export function mediaTokenCosts(caps: BackendCapabilities): { image: number; audioClip: number } {
+  return {
+    image: (caps.tokensPerImage ?? TOKENS_PER_IMAGE) + IMAGE_DELIMITER_TOKENS,
+    audioClip: (caps.tokensPerAudioClip ?? TOKENS_PER_AUDIO_CLIP) + AUDIO_DELIMITER_TOKENS,
+  };
+}
+
+/**
+ * Text-token estimate for gating when no tokenizer is at hand (Gemma's SentencePiece averages about
+ * 4 bytes per token on English; 3 over-counts on purpose so a budget is never exceeded by the estimate).
+ */
+export function estimateTextTokens(text: string): number {
+  return Math.ceil(Buffer.byteLength(text, 'utf8') / 3);
+}

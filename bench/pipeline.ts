@@ -1,0 +1,213 @@
+/**
+ * `npm run bench -- pipeline`: the generation loop's own overhead per cycle, for 8 and 30 frames at
+ * 512 px plus 4 s of audio, measured on the real path:
+ *
+ *   in:  frames + audio pushed into the rolling buffers → snapshot → gating → OpenAIBackend builds the
+ *        request (base64 JPEG + WAV, JSON) → last request byte received by a loopback engine;
+ *   out: the engine sends its last SSE byte → record built, serialised, queued → data-channel segment
+ *        published to the embedded trickle server → line received by a real subscriber.
+ *
+ * Baselines measured in the same run, on the same payloads:
+ *   in:  base64 of the same JPEGs/WAV + JSON.stringify of the same chat body (the irreducible encoding);
+ *   out: the same record line published with a bare TricklePublisher and read back (the transport).
+ * Options: --iterations N (default 60), --warmup N (default 10).
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { parseStartParams } from '../src/config/params.js';
+import { encodeJpeg } from '../src/media/jpeg.js';
+import { encodeWavPcm16 } from '../src/model/audio.js';
+import { OpenAIBackend } from '../src/model/openai.js';
+import type { ImageInput } from '../src/model/backend.js';
+import { AudioBuffer, FrameBuffer } from '../src/pipeline/buffers.js';
+import { planCycle, runCycle } from '../src/pipeline/cycle.js';
+import { SegmentQueue } from '../src/pipeline/data-writer.js';
+import { serializeRecord } from '../src/pipeline/records.js';
+import { TricklePublisher } from '../src/trickle/publisher.js';
+import { TrickleServer } from '../src/trickle/server.js';
+import { TrickleSubscriber } from '../src/trickle/subscriber.js';
+
+function arg(args: string[], name: string, def: number): number {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 && args[i + 1] ? Number(args[i + 1]) : def;
+}
+
+function pct(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
+}
+
+/** A 512×288 frame with moving content, so JPEG sizes are realistic (not a flat colour). */
+function rgbFrame(i: number, w = 512, h = 288): Buffer {
+  const b = Buffer.alloc(w * h * 3);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const o = (y * w + x) * 3;
+      b[o] = (x + i * 7) & 255;
+      b[o + 1] = (y * 2 + i * 3) & 255;
+      b[o + 2] = ((x ^ y) + i) & 255;
+    }
+  }
+  return b;
+}
+
+/** Loopback engine: records when the whole request body arrived, answers one SSE completion at once. */
+class LoopbackEngine {
+  readonly server = http.createServer();
+  bodyDoneAt = 0;
+  lastByteAt = 0;
+  bodyBytes = 0;
+  async listen(): Promise<string> {
+    this.server.on('request', (req, res) => {
+      let n = 0;
+      req.on('data', (c: Buffer) => (n += c.length));
+      req.on('end', () => {
+        this.bodyDoneAt = performance.now();
+        this.bodyBytes = n;
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        const chunk = (o: unknown) => `data: ${JSON.stringify(o)}\n\n`;
+        const base = { id: 'x', object: 'chat.completion.chunk', created: 0, model: 'm' };
+        res.write(chunk({ ...base, choices: [{ index: 0, delta: { role: 'assistant', content: 'A test pattern scrolls while a tone plays.' }, finish_reason: null }] }));
+        res.write(chunk({ ...base, choices: [{ index: 0, delta: {}, finish_reason: 'stop' }], usage: { prompt_tokens: 2000, completion_tokens: 10, total_tokens: 2010 } }));
+        this.lastByteAt = performance.now();
+        res.end('data: [DONE]\n\n');
+      });
+    });
+    await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', r));
+    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}/v1`;
+  }
+  close(): Promise<void> {
+    this.server.closeAllConnections();
+    return new Promise((r) => this.server.close(() => r()));
+  }
+}
+
+/** Reads NDJSON lines from a channel; resolves waiters with the arrival time of each line. */
+class LineReader {
+  private waiters: Array<(t: number) => void> = [];
+  private readonly sub: TrickleSubscriber;
+  private loop: Promise<void>;
+  constructor(url: string) {
+    this.sub = new TrickleSubscriber({ url, start: -1 });
+    this.loop = (async () => {
+      for (;;) {
+        const seg = await this.sub.next().catch(() => null);
+        if (!seg) return;
+        for await (const c of seg.body as AsyncIterable<Buffer>) {
+          const t = performance.now();
+          const lines = c.toString('utf8').split('\n').length - 1;
+          for (let i = 0; i < lines; i++) this.waiters.shift()?.(t);
+        }
+      }
+    })();
+  }
+  nextLine(): Promise<number> {
+    return new Promise((r) => this.waiters.push(r));
+  }
+  async close(): Promise<void> {
+    await this.sub.close();
+    await this.loop;
+  }
+}
+
+export async function run(args: string[]): Promise<void> {
+  const iterations = arg(args, 'iterations', 60);
+  const warmup = arg(args, 'warmup', 10);
+  const engine = new LoopbackEngine();
+  const baseURL = await engine.listen();
+  const trickle = new TrickleServer();
+  await trickle.listen();
+  trickle.createChannel('data', 'application/jsonl');
+  trickle.createChannel('raw', 'application/jsonl');
+
+  const jpegs: Buffer[] = [];
+  for (let i = 0; i < 30; i++) jpegs.push(await encodeJpeg(rgbFrame(i), 512, 288, 80));
+  const audio = new Float32Array(4 * 16000).map((_, i) => 0.3 * Math.sin((2 * Math.PI * 440 * i) / 16000));
+  process.stdout.write(`frames: 512x288 JPEG q80, mean ${Math.round(jpegs.reduce((a, b) => a + b.length, 0) / jpegs.length / 1024)} KiB; audio 4 s\n`);
+
+  for (const frames of [8, 30]) {
+    const backend = new OpenAIBackend({ baseURL, modelId: 'bench', capabilities: { maxImages: frames } });
+    const params = parseStartParams({ max_frames: frames, max_input_tokens: 32768, audio_window_s: 4 }).params;
+    const queue = new SegmentQueue({ sink: new TricklePublisher({ url: trickle.channelUrl('data'), mimeType: 'application/jsonl' }), batchMs: 0 });
+    const rawPub = new TricklePublisher({ url: trickle.channelUrl('raw'), mimeType: 'application/jsonl' });
+    const dataReader = new LineReader(trickle.channelUrl('data'));
+    const rawReader = new LineReader(trickle.channelUrl('raw'));
+    const inMs: number[] = [];
+    const inBase: number[] = [];
+    const outMs: number[] = [];
+    const outBase: number[] = [];
+    let reqBytes = 0;
+    let lineBytes = 0;
+    for (let it = 0; it < warmup + iterations; it++) {
+      // ---- in: media → request bytes on the wire
+      const t0 = performance.now();
+      const fb = new FrameBuffer(frames);
+      const ab = new AudioBuffer(4);
+      for (let i = 0; i < frames; i++) fb.push({ ptsMs: i * 333, width: 512, height: 288, jpeg: jpegs[i]! } satisfies ImageInput);
+      for (let i = 0; i < 4; i++) ab.push({ startPtsMs: i * 1000, sampleRate: 16000, samples: audio.subarray(i * 16000, (i + 1) * 16000) });
+      const planned = planCycle(
+        { frames: fb.snapshot(), audio: ab.snapshot() },
+        { params, capabilities: backend.capabilities, countTextTokens: (t) => backend.countTextTokens(t), history: [] },
+      );
+      if (planned.kind !== 'plan') throw new Error(`bench plan failed: ${planned.kind}`);
+      const arrived = dataReader.nextLine();
+      const result = await runCycle(planned.plan, {
+        streamId: 'bench',
+        cycleId: it,
+        backend,
+        signal: new AbortController().signal,
+        takeSkipped: () => 0,
+        takeRecordsDropped: () => queue.takeDropped(),
+        correctionHistory: undefined,
+        startedAt: t0,
+      });
+      const line = serializeRecord(result.records[0]!);
+      queue.enqueue(line);
+      const tLine = await arrived;
+      // ---- baselines on the same payloads
+      const b0 = performance.now();
+      const body = JSON.stringify({
+        model: 'bench',
+        messages: [
+          {
+            role: 'user',
+            content: [
+              ...jpegs.slice(0, frames).map((j) => ({ type: 'image_url', image_url: { url: `data:image/jpeg;base64,${j.toString('base64')}` } })),
+              { type: 'input_audio', input_audio: { data: encodeWavPcm16(audio).toString('base64'), format: 'wav' } },
+              { type: 'text', text: params.prompt },
+            ],
+          },
+        ],
+        max_tokens: 700,
+        stream: true,
+      });
+      const b1 = performance.now();
+      const rawArrived = rawReader.nextLine();
+      const r0 = performance.now();
+      await rawPub.publish(line);
+      const tRaw = await rawArrived;
+      if (it >= warmup) {
+        inMs.push(engine.bodyDoneAt - t0);
+        outMs.push(tLine - engine.lastByteAt);
+        inBase.push(b1 - b0);
+        outBase.push(tRaw - r0);
+        reqBytes = engine.bodyBytes;
+        lineBytes = Buffer.byteLength(line);
+        void body;
+      }
+    }
+    const row = (name: string, xs: number[], base: number[]) =>
+      `  ${name.padEnd(34)} p50 ${pct(xs, 50).toFixed(2).padStart(7)} ms  p99 ${pct(xs, 99).toFixed(2).padStart(7)} ms   | baseline p50 ${pct(base, 50).toFixed(2).padStart(7)} ms  p99 ${pct(base, 99).toFixed(2).padStart(7)} ms   ratio(p50) ${(pct(xs, 50) / pct(base, 50)).toFixed(2)}x\n`;
+    process.stdout.write(`\n${frames} frames @512px + 4 s audio (${iterations} cycles; request ${Math.round(reqBytes / 1024)} KiB, record ${lineBytes} B)\n`);
+    process.stdout.write(row('in: media → request bytes out', inMs, inBase));
+    process.stdout.write(row('out: response in → record on data', outMs, outBase));
+    await queue.close(2000);
+    await rawPub.close();
+    await Promise.all([dataReader.close(), rawReader.close()]);
+    await backend.close();
+  }
+  process.stdout.write('\nbaselines: in = base64 + JSON.stringify of the same chat body; out = bare TricklePublisher publish of the same line, read back\n');
+  await trickle.close();
+  await engine.close();
+}

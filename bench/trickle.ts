@@ -1,0 +1,177 @@
+/**
+ * `npm run bench -- trickle [--quick]`: one publisher → 1, 10, 50 subscribers, 2 MiB segments, over
+ * loopback; the server runs in a child process so clients and server do not share one event loop.
+ * Reports aggregate delivered MiB/s and first-byte latency (publisher's first write of a segment →
+ * a subscriber's first byte of it; p50/p99). Baseline, measured in the same run: a plain node:http
+ * server (also a child process) serving the same 2 MiB from memory to the same number of concurrent
+ * readers (latency = request → first byte). The publisher stays at most 3 segments ahead of the
+ * slowest subscriber so nobody is overrun (otherwise slow readers would skip segments via 470).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import http from 'node:http';
+import { performance } from 'node:perf_hooks';
+import { createInterface } from 'node:readline';
+import { TricklePublisher } from '../src/trickle/publisher.js';
+import { TrickleServer } from '../src/trickle/server.js';
+import { TrickleSubscriber } from '../src/trickle/subscriber.js';
+
+const MiB = 1024 * 1024;
+const SEG = 2 * MiB;
+const CHUNK = 64 * 1024;
+
+interface Result {
+  mibs: number;
+  p50: number;
+  p99: number;
+}
+
+function pct(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? NaN;
+}
+
+async function startChild(mode: string): Promise<{ child: ChildProcess; port: number }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/index.ts', 'trickle', mode], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, LOG_LEVEL: 'silent' },
+  });
+  const line = await new Promise<string>((resolve, reject) => {
+    const rl = createInterface({ input: child.stdout! });
+    rl.on('line', (l) => {
+      if (l.startsWith('PORT ')) {
+        rl.close();
+        resolve(l);
+      }
+    });
+    child.once('exit', (c) => reject(new Error(`bench child exited ${c}`)));
+  });
+  return { child, port: Number(line.replace(/\D+/g, '')) };
+}
+
+async function serveTrickle(): Promise<void> {
+  const server = new TrickleServer({ port: 0, autocreate: true });
+  await server.listen();
+  process.stdout.write(`PORT ${server.port}\n`);
+  await new Promise(() => undefined);
+}
+
+async function servePlain(): Promise<void> {
+  const blob = Buffer.alloc(SEG, 7);
+  const server = http.createServer((_req, res) => {
+    res.writeHead(200, { 'Content-Length': String(blob.length), 'Content-Type': 'application/octet-stream' });
+    res.end(blob);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  process.stdout.write(`PORT ${(server.address() as { port: number }).port}\n`);
+  await new Promise(() => undefined);
+}
+
+async function benchTrickle(port: number, subs: number, segments: number, round: number): Promise<Result> {
+  const url = `http://127.0.0.1:${port}/bench${round}`;
+  const create = await fetch(url, { method: 'POST', headers: { 'Expect-Content': 'application/octet-stream' } });
+  if (create.status !== 200) throw new Error(`create failed ${create.status}`);
+  const startAt: number[] = [];
+  const latencies: number[] = [];
+  const done = new Array<number>(subs).fill(-1);
+  let bytes = 0;
+  const readers = Array.from({ length: subs }, async (_, i) => {
+    const sub = new TrickleSubscriber({ url, start: 0 });
+    for (;;) {
+      const seg = await sub.next();
+      if (!seg) break;
+      let first = true;
+      for await (const c of seg.body) {
+        if (first) {
+          latencies.push(performance.now() - (startAt[seg.seq] ?? NaN));
+          first = false;
+        }
+        bytes += (c as Buffer).length;
+      }
+      done[i] = seg.seq;
+      if (seg.seq >= segments - 1) break;
+    }
+    await sub.close();
+  });
+  const pub = new TricklePublisher({ url, mimeType: 'application/octet-stream', deleteOnClose: true });
+  const payload = Buffer.alloc(CHUNK, 1);
+  await new Promise((r) => setTimeout(r, 100)); // subscribers' GETs for seq 0 are waiting
+  const t0 = performance.now();
+  for (let k = 0; k < segments; k++) {
+    while (Math.min(...done) < k - 3) await new Promise((r) => setTimeout(r, 1));
+    const seg = await pub.next();
+    startAt[k] = performance.now();
+    for (let off = 0; off < SEG; off += CHUNK) await seg.write(payload);
+    await seg.end();
+  }
+  await Promise.all(readers);
+  const elapsed = (performance.now() - t0) / 1000;
+  await pub.close();
+  return { mibs: bytes / MiB / elapsed, p50: pct(latencies, 50), p99: pct(latencies, 99) };
+}
+
+async function benchPlain(port: number, subs: number, segments: number): Promise<Result> {
+  const agent = new http.Agent({ keepAlive: true });
+  const latencies: number[] = [];
+  let bytes = 0;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: subs }, async () => {
+      for (let k = 0; k < segments; k++) {
+        await new Promise<void>((resolve, reject) => {
+          const sent = performance.now();
+          const req = http.get({ host: '127.0.0.1', port, path: `/seg/${k}`, agent }, (res) => {
+            let first = true;
+            res.on('data', (c: Buffer) => {
+              if (first) {
+                latencies.push(performance.now() - sent);
+                first = false;
+              }
+              bytes += c.length;
+            });
+            res.on('end', resolve);
+            res.on('error', reject);
+          });
+          req.on('error', reject);
+        });
+      }
+    }),
+  );
+  const elapsed = (performance.now() - t0) / 1000;
+  agent.destroy();
+  return { mibs: bytes / MiB / elapsed, p50: pct(latencies, 50), p99: pct(latencies, 99) };
+}
+
+export async function run(args: string[]): Promise<void> {
+  if (args.includes('--serve-trickle')) return serveTrickle();
+  if (args.includes('--serve-plain')) return servePlain();
+  const quick = args.includes('--quick');
+  const segments = quick ? 6 : 16;
+  const fanouts = [1, 10, 50];
+  const trickle = await startChild('--serve-trickle');
+  const plain = await startChild('--serve-plain');
+  const rows: string[] = [];
+  try {
+    let round = 0;
+    for (const n of fanouts) {
+      const t = await benchTrickle(trickle.port, n, segments, round++);
+      const b = await benchPlain(plain.port, n, segments);
+      rows.push(
+        [
+          String(n).padStart(4),
+          t.mibs.toFixed(0).padStart(9),
+          b.mibs.toFixed(0).padStart(9),
+          (t.mibs / b.mibs).toFixed(2).padStart(6),
+          `${t.p50.toFixed(2)}/${t.p99.toFixed(2)}`.padStart(15),
+          `${b.p50.toFixed(2)}/${b.p99.toFixed(2)}`.padStart(15),
+        ].join(' | '),
+      );
+    }
+  } finally {
+    trickle.child.kill();
+    plain.child.kill();
+  }
+  process.stdout.write(`trickle fan-out, ${segments} × 2 MiB segments per subscriber, loopback (MiB/s = aggregate delivered)\n`);
+  process.stdout.write('columns: MiB/s trickle, MiB/s plain HTTP baseline, ratio trickle/plain, first-byte ms p50/p99\n');
+  process.stdout.write(`${' subs'} | ${'trickle'.padStart(9)} | ${'plain'.padStart(9)} | ${'ratio'.padStart(6)} | ${'tr fb p50/p99'.padStart(15)} | ${'pl fb p50/p99'.padStart(15)}\n`);
+  for (const r of rows) process.stdout.write(`${r}\n`);
+}

@@ -1,0 +1,312 @@
+/**
+ * One long-lived ffmpeg process decoding one continuous MPEG-TS byte stream (segments back to back on
+ * stdin). It selects video frames by presentation time and scales them inside ffmpeg, writes them as
+ * PPM on stdout, and writes 16 kHz mono f32le audio on fd 3. Timestamps come from `showinfo` /
+ * `ashowinfo` lines on stderr (`-copyts`, so they are the input's own presentation times), paired with
+ * the frames / samples in order. Running ffmpeg as a child keeps decode CPU off the event loop and a
+ * decoder crash on hostile input out of the server process.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import type { Readable, Writable } from 'node:stream';
+import type { Logger } from '../log.js';
+import { PpmStreamParser, type RgbImage } from './ppm.js';
+
+export interface DecoderConfig {
+  video: boolean;
+  audio: boolean;
+  targetFps: number;
+  /** Longest side after scaling; null = no scaling. */
+  maxSidePx: number | null;
+  /** Frames whose time bucket is not after this one's are skipped (keeps spacing across restarts). */
+  lastFramePtsMs?: number;
+  /** Decode only reference frames (`-skip_frame noref`). */
+  skipNonRef: boolean;
+  ffmpegPath: string;
+}
+
+export interface DecodedFrame extends RgbImage {
+  ptsMs: number;
+  /** Size of the decoded picture before scaling. */
+  srcWidth: number;
+  srcHeight: number;
+}
+
+export interface DecoderEvents {
+  frame(f: DecodedFrame): void;
+  audio(startPtsMs: number, samples: Float32Array): void;
+  /** ffmpeg logged an error-level line about the input. */
+  decodeError(line: string): void;
+  /** The process ended. `expected` = after end() or kill(). */
+  exit(info: { code: number | null; signal: NodeJS.Signals | null; expected: boolean; lastError?: string }): void;
+}
+
+const EPS = 1e-6;
+const AUDIO_RATE = 16000;
+/** Unpaired items kept while waiting for the other half (pts line vs image). Beyond → protocol error. */
+const MAX_UNPAIRED = 64;
+
+export function buildDecoderArgs(c: DecoderConfig): string[] {
+  const args = ['-hide_banner', '-nostdin', '-nostats', '-loglevel', 'level+info'];
+  // Small probe: the first segment must not wait for megabytes of look-ahead before frames come out.
+  args.push('-probesize', '1000000', '-analyzeduration', '1000000', '-fflags', '+discardcorrupt', '-copyts');
+  if (c.video && c.skipNonRef) args.push('-skip_frame', 'noref');
+  args.push('-f', 'mpegts', '-i', 'pipe:0');
+  if (c.video) {
+    const f = c.targetFps;
+    const bucket = (x: string) => `floor(${x}*${f}+${EPS})`;
+    const b0 = c.lastFramePtsMs === undefined ? -1 : Math.floor((c.lastFramePtsMs / 1000) * f + EPS);
+    const lastT = c.lastFramePtsMs === undefined ? -1e9 : c.lastFramePtsMs / 1000;
+    // One frame per 1/fps bucket of presentation time; a backwards timestamp jump re-arms selection
+    // instead of stalling until the clock catches up.
+    const sel =
+      `isnan(prev_selected_t)*(gt(${bucket('t')},${b0})+lt(t,${lastT - 1}))` +
+      `+gt(${bucket('t')},${bucket('prev_selected_t')})+lt(t,prev_selected_t)`;
+    // showinfo sits before scaling so it reports the source size as well as the pts.
+    const filters = [`select='${sel}'`, 'showinfo=checksum=0'];
+    if (c.maxSidePx !== null) {
+      const px = c.maxSidePx;
+      filters.push(`scale=w='if(gte(iw,ih),min(iw,${px}),-2)':h='if(gte(iw,ih),-2,min(ih,${px}))':flags=area`);
+    }
+    filters.push('format=rgb24');
+    args.push('-map', '0:v:0', '-vf', filters.join(','), '-fps_mode', 'passthrough', '-c:v', 'ppm', '-f', 'image2pipe', '-flush_packets', '1', 'pipe:1');
+  }
+  if (c.audio) {
+    args.push('-map', '0:a:0', '-af', `aresample=${AUDIO_RATE},ashowinfo`, '-ac', '1', '-c:a', 'pcm_f32le', '-f', 'f32le', '-flush_packets', '1', 'pipe:3');
+  }
+  return args;
+}
+
+const SHOWINFO_RE = /^\[Parsed_(a?)showinfo_\d+ @ [^\]]+\] \[info\] n:\s*(\d+) pts:\s*(\S+) pts_time:(\S+)(?:.*?nb_samples:(\d+))?/;
+const SIZE_RE = / s:(\d+)x(\d+) /;
+const LEVEL_RE = /\[(fatal|error|panic)\] (.*)$/;
+
+export class FfmpegDecoder {
+  readonly config: DecoderConfig;
+  private readonly child: ChildProcess;
+  private readonly stdin: Writable;
+  private readonly log: Logger | undefined;
+  private readonly ppm = new PpmStreamParser();
+  private readonly framePts: Array<{ ptsMs: number; w: number; h: number }> = [];
+  private readonly frames: RgbImage[] = [];
+  /** Audio timestamp anchors: (sample index in the output, pts in ms) from ashowinfo. */
+  private readonly anchors: Array<{ sample: number; ptsMs: number }> = [];
+  private anchorSamples = 0;
+  private audioSamplesOut = 0;
+  private audioRest: Buffer | null = null;
+  private pendingAudio: Buffer[] = [];
+  private pendingAudioBytes = 0;
+  private stderrRest = '';
+  private expectedExit = false;
+  private exited = false;
+  private lastError: string | undefined;
+  private lastFramePtsMs: number | undefined;
+  readonly exitedPromise: Promise<void>;
+
+  constructor(config: DecoderConfig, private readonly on: DecoderEvents, logger?: Logger) {
+    this.config = config;
+    this.log = logger;
+    const args = buildDecoderArgs(config);
+    this.log?.debug({ args }, 'starting ffmpeg decoder');
+    this.child = spawn(config.ffmpegPath, args, { stdio: ['pipe', 'pipe', 'pipe', 'pipe'] });
+    this.stdin = this.child.stdin!;
+    // EPIPE after ffmpeg exits is expected; the exit handler reports what happened.
+    this.stdin.on('error', (e) => this.log?.debug({ err: e.message }, 'decoder stdin error'));
+    const out = this.child.stdout!;
+    const audio = this.child.stdio[3] as Readable;
+    const err = this.child.stderr!;
+    out.on('data', (c: Buffer) => this.onVideoBytes(c));
+    audio.on('data', (c: Buffer) => this.onAudioBytes(c));
+    err.setEncoding('utf8');
+    err.on('data', (s: string) => this.onStderr(s));
+    out.on('error', () => undefined);
+    audio.on('error', () => undefined);
+    this.exitedPromise = new Promise((resolve) => {
+      let done = false;
+      const finish = (code: number | null, signal: NodeJS.Signals | null) => {
+        if (done) return;
+        done = true;
+        this.exited = true;
+        this.flushStderr();
+        this.on.exit({ code, signal, expected: this.expectedExit, lastError: this.lastError });
+        resolve();
+      };
+      this.child.on('error', (e) => {
+        this.lastError = e.message;
+        finish(null, null);
+      });
+      this.child.on('close', finish);
+    });
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  get running(): boolean {
+    return !this.exited;
+  }
+
+  /** Bytes accepted but not yet handed to the OS pipe. */
+  get pendingBytes(): number {
+    return this.stdin.writableLength;
+  }
+
+  write(chunk: Buffer): void {
+    if (this.exited || this.stdin.destroyed || this.stdin.writableEnded) return;
+    this.stdin.write(chunk);
+  }
+
+  /** Closes stdin: ffmpeg drains, flushes its last frames and exits. */
+  end(): void {
+    this.expectedExit = true;
+    if (!this.stdin.writableEnded) this.stdin.end();
+  }
+
+  kill(): void {
+    this.expectedExit = true;
+    if (!this.exited) this.child.kill('SIGKILL');
+  }
+
+  /** Graceful end with a deadline, then SIGKILL. */
+  async close(graceMs = 3000): Promise<void> {
+    this.end();
+    const t = setTimeout(() => this.kill(), graceMs);
+    try {
+      await this.exitedPromise;
+    } finally {
+      clearTimeout(t);
+    }
+  }
+
+  private onVideoBytes(c: Buffer): void {
+    let images: RgbImage[];
+    try {
+      images = this.ppm.push(c);
+    } catch (e) {
+      this.lastError = (e as Error).message;
+      this.kill();
+      return;
+    }
+    for (const img of images) this.frames.push(img);
+    this.pairFrames();
+  }
+
+  private pairFrames(): void {
+    while (this.frames.length > 0 && this.framePts.length > 0) {
+      const img = this.frames.shift()!;
+      const t = this.framePts.shift()!;
+      this.on.frame({ ...img, ptsMs: t.ptsMs, srcWidth: t.w || img.width, srcHeight: t.h || img.height });
+    }
+    if (this.frames.length > MAX_UNPAIRED || this.framePts.length > MAX_UNPAIRED) {
+      this.lastError = 'frame/timestamp pairing lost';
+      this.kill();
+    }
+  }
+
+  private onAudioBytes(c: Buffer): void {
+    if (this.anchors.length === 0) {
+      // Samples before their first timestamp line: hold them (bounded) until ashowinfo speaks.
+      this.pendingAudio.push(c);
+      this.pendingAudioBytes += c.length;
+      if (this.pendingAudioBytes > AUDIO_RATE * 4 * 10) {
+        this.lastError = 'audio timestamps missing';
+        this.kill();
+      }
+      return;
+    }
+    let buf = this.audioRest ? Buffer.concat([this.audioRest, c]) : c;
+    const whole = buf.length - (buf.length % 4);
+    this.audioRest = whole < buf.length ? Buffer.from(buf.subarray(whole)) : null;
+    buf = buf.subarray(0, whole);
+    let offset = 0;
+    while (offset < buf.length) {
+      const startSample = this.audioSamplesOut;
+      // Split at the next anchor that is not contiguous with the running clock.
+      const anchor = this.anchorFor(startSample);
+      const nextBreak = this.nextBreakAfter(startSample);
+      const maxSamples = (buf.length - offset) / 4;
+      const n = nextBreak === undefined ? maxSamples : Math.min(maxSamples, nextBreak - startSample);
+      const bytes = buf.subarray(offset, offset + n * 4);
+      const samples = new Float32Array(n);
+      for (let i = 0; i < n; i++) samples[i] = bytes.readFloatLE(i * 4);
+      const ptsMs = anchor.ptsMs + ((startSample - anchor.sample) * 1000) / AUDIO_RATE;
+      this.audioSamplesOut += n;
+      offset += n * 4;
+      this.pruneAnchors();
+      if (n > 0) this.on.audio(ptsMs, samples);
+    }
+  }
+
+  /** The anchor in force at `sample`: the last one at or before it. */
+  private anchorFor(sample: number): { sample: number; ptsMs: number } {
+    let a = this.anchors[0]!;
+    for (const x of this.anchors) {
+      if (x.sample <= sample) a = x;
+      else break;
+    }
+    return a;
+  }
+
+  private nextBreakAfter(sample: number): number | undefined {
+    for (const x of this.anchors) if (x.sample > sample) return x.sample;
+    return undefined;
+  }
+
+  private pruneAnchors(): void {
+    while (this.anchors.length > 1 && this.anchors[1]!.sample <= this.audioSamplesOut) this.anchors.shift();
+  }
+
+  private onStderr(s: string): void {
+    const text = this.stderrRest + s;
+    const lines = text.split('\n');
+    this.stderrRest = lines.pop() ?? '';
+    if (this.stderrRest.length > 65536) this.stderrRest = '';
+    for (const line of lines) this.onLine(line.replace(/\r$/, ''));
+  }
+
+  private flushStderr(): void {
+    if (this.stderrRest) this.onLine(this.stderrRest);
+    this.stderrRest = '';
+  }
+
+  private onLine(line: string): void {
+    const m = SHOWINFO_RE.exec(line);
+    if (m) {
+      let ptsMs = Number(m[4]) * 1000;
+      if (m[1] === 'a') {
+        if (!Number.isFinite(ptsMs)) ptsMs = this.anchors.length === 0 ? 0 : this.expectedPtsAt(this.anchorSamples);
+        const n = Number(m[5] ?? 0);
+        const expected = this.anchors.length === 0 ? undefined : this.expectedPtsAt(this.anchorSamples);
+        // Keep an anchor only where the clock jumps (>20 ms), so chunks stay long and contiguous.
+        if (expected === undefined || Math.abs(expected - ptsMs) > 20) {
+          this.anchors.push({ sample: this.anchorSamples, ptsMs });
+          if (this.anchors.length > 256) this.anchors.splice(1, 1);
+        }
+        this.anchorSamples += n;
+        if (this.pendingAudio.length > 0 && this.anchors.length > 0) {
+          const held = this.pendingAudio;
+          this.pendingAudio = [];
+          this.pendingAudioBytes = 0;
+          for (const c of held) this.onAudioBytes(c);
+        }
+      } else {
+        if (!Number.isFinite(ptsMs)) ptsMs = this.lastFramePtsMs ?? 0;
+        this.lastFramePtsMs = ptsMs;
+        const size = SIZE_RE.exec(line);
+        this.framePts.push({ ptsMs, w: Number(size?.[1] ?? 0), h: Number(size?.[2] ?? 0) });
+        this.pairFrames();
+      }
+      return;
+    }
+    const lv = LEVEL_RE.exec(line);
+    if (lv) {
+      this.lastError = line.slice(0, 500);
+      this.on.decodeError(this.lastError);
+    }
+  }
+
+  private expectedPtsAt(sample: number): number {
+    const a = this.anchors[this.anchors.length - 1]!;
+    return a.ptsMs + ((sample - a.sample) * 1000) / AUDIO_RATE;
+  }
+}

@@ -1,0 +1,310 @@
+/**
+ * The per-stream media path: input subscriber → (passthrough publisher, sampler).
+ *
+ * Passthrough forwards each input segment as one output segment with the same bytes, chunk by chunk as
+ * they arrive (no decode, no re-encode). The input loop never awaits the output: chunks go into a
+ * bounded per-relay queue drained by a separate pump, so a slow or failing output costs output segments
+ * (counted, 'output-dropped'), never input reading or sampling. Output boundaries are kept: a segment is
+ * either forwarded whole, or aborted (the trickle publisher DELETEs a partial segment) — never merged.
+ *
+ * The relay drives the sampler (beginSegment/push/endSegment) but does not own it, nor the publisher:
+ * callers close those. It does close the subscriber in stop(), because that is the only way to
+ * interrupt a pending long-poll.
+ */
+import { EventEmitter } from 'node:events';
+import { childLogger, type Logger } from '../log.js';
+import type { TricklePublisher, TrickleSegmentOut } from '../trickle/publisher.js';
+import type { TrickleSubscriber, TrickleSegmentIn } from '../trickle/subscriber.js';
+import { MediaError } from './errors.js';
+import type { MediaSampler } from './sampler.js';
+
+export interface MediaRelayOptions {
+  subscriber: TrickleSubscriber;
+  publisher?: TricklePublisher;
+  sampler?: MediaSampler;
+  /** Bytes read but not yet written to the output beyond which output segments are dropped. Default 16 MiB. */
+  maxOutputLagBytes?: number;
+  logger?: Logger;
+}
+
+export interface MediaRelayStats {
+  segmentsIn: number;
+  segmentsOut: number;
+  bytesIn: number;
+  bytesOut: number;
+  outputDropped: number;
+  lastInputAtMs?: number;
+}
+
+export type OutputDropReason = 'output_lagging' | 'output_failed' | 'publisher_closed' | 'stopped';
+
+interface OutSeg {
+  inSeq: number;
+  chunks: Buffer[];
+  /** Input segment fully read: end() the output. */
+  ended: boolean;
+  /** Stop forwarding: abort() the output. */
+  abortReason: OutputDropReason | null;
+  wake: (() => void) | null;
+}
+
+export interface MediaRelay {
+  on(event: 'input-segment', listener: (e: { seq: number; bytes: number }) => void): this;
+  on(event: 'first-input-segment', listener: (e: { seq: number }) => void): this;
+  on(event: 'first-output-segment', listener: (e: { seq: number }) => void): this;
+  on(event: 'output-dropped', listener: (e: { seq: number; reason: OutputDropReason }) => void): this;
+  on(event: 'error', listener: (e: MediaError) => void): this;
+}
+
+export class MediaRelay extends EventEmitter {
+  private readonly sub: TrickleSubscriber;
+  private readonly pub: TricklePublisher | undefined;
+  private readonly sampler: MediaSampler | undefined;
+  private readonly maxLag: number;
+  private readonly log: Logger;
+  private readonly st: MediaRelayStats = { segmentsIn: 0, segmentsOut: 0, bytesIn: 0, bytesOut: 0, outputDropped: 0 };
+
+  private outQueue: OutSeg[] = [];
+  private outBytes = 0;
+  private pumping: Promise<void> | null = null;
+  private stopping = false;
+  private running: Promise<void> | null = null;
+  private current: { seg: TrickleSegmentIn; out: OutSeg | null } | null = null;
+  private firstOut = false;
+
+  constructor(opts: MediaRelayOptions) {
+    super();
+    this.sub = opts.subscriber;
+    this.pub = opts.publisher;
+    this.sampler = opts.sampler;
+    this.maxLag = opts.maxOutputLagBytes ?? 16 * 1024 * 1024;
+    this.log = opts.logger ?? childLogger('media.relay');
+  }
+
+  stats(): MediaRelayStats {
+    return { ...this.st };
+  }
+
+  run(): Promise<void> {
+    this.running ??= this.loop();
+    return this.running;
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    const cur = this.current;
+    if (cur?.out && !cur.out.ended) this.abortOut(cur.out, 'stopped');
+    await this.sub.close().catch(() => undefined);
+    await this.running?.catch(() => undefined);
+    await this.drainOutput(5000);
+  }
+
+  private async loop(): Promise<void> {
+    try {
+      while (!this.stopping) {
+        let seg: TrickleSegmentIn | null;
+        try {
+          seg = await this.sub.next();
+        } catch (e) {
+          if (this.stopping) break;
+          throw new MediaError('input_failed', `input subscription failed: ${(e as Error).message}`, { cause: e });
+        }
+        if (!seg || this.stopping) {
+          if (seg) seg.body.destroy();
+          break;
+        }
+        await this.relaySegment(seg);
+      }
+    } finally {
+      await this.drainOutput(10_000);
+    }
+  }
+
+  private async relaySegment(seg: TrickleSegmentIn): Promise<void> {
+    const seq = seg.seq;
+    if (this.st.segmentsIn === 0) this.emit('first-input-segment', { seq });
+    this.st.segmentsIn++;
+    this.st.lastInputAtMs = Date.now();
+    const out = this.openOut(seq);
+    this.current = { seg, out };
+    this.safe(() => this.sampler?.beginSegment(seq));
+    let bytes = 0;
+    let complete = false;
+    try {
+      for await (const chunk of seg.body as AsyncIterable<Buffer>) {
+        bytes += chunk.length;
+        this.st.bytesIn += chunk.length;
+        this.st.lastInputAtMs = Date.now();
+        if (out) this.queueOut(out, chunk);
+        this.safe(() => this.sampler?.push(chunk));
+      }
+      complete = true;
+    } catch (e) {
+      if (!this.stopping) {
+        this.report('input_segment_cut', `input segment ${seq} ended early after ${bytes} bytes: ${(e as Error).message}`, seq);
+      }
+    } finally {
+      this.safe(() => this.sampler?.endSegment());
+      this.current = null;
+    }
+    if (out) {
+      // A cut segment is forwarded as far as it arrived (same bytes); only a stop abandons it.
+      if (complete || !this.stopping) this.endOut(out);
+      else this.abortOut(out, 'stopped');
+    }
+    this.emit('input-segment', { seq, bytes });
+  }
+
+  // ---- output side ----
+
+  private openOut(inSeq: number): OutSeg | null {
+    if (!this.pub) return null;
+    if (this.pub.closed) {
+      this.dropped(inSeq, 'publisher_closed');
+      return null;
+    }
+    if (this.outBytes > this.maxLag) {
+      this.dropped(inSeq, 'output_lagging');
+      return null;
+    }
+    const o: OutSeg = { inSeq, chunks: [], ended: false, abortReason: null, wake: null };
+    this.outQueue.push(o);
+    this.pumping ??= this.pump().finally(() => {
+      this.pumping = null;
+      if (this.outQueue.length > 0) this.pumping ??= this.pump();
+    });
+    return o;
+  }
+
+  private queueOut(o: OutSeg, chunk: Buffer): void {
+    if (o.abortReason) return;
+    if (this.outBytes + chunk.length > this.maxLag) {
+      this.abortOut(o, 'output_lagging');
+      return;
+    }
+    o.chunks.push(chunk);
+    this.outBytes += chunk.length;
+    this.wake(o);
+  }
+
+  private endOut(o: OutSeg): void {
+    o.ended = true;
+    this.wake(o);
+  }
+
+  private abortOut(o: OutSeg, reason: OutputDropReason): void {
+    if (o.abortReason) return;
+    o.abortReason = reason;
+    this.discard(o);
+    this.dropped(o.inSeq, reason);
+    this.wake(o);
+  }
+
+  private discard(o: OutSeg): void {
+    for (const c of o.chunks) this.outBytes -= c.length;
+    o.chunks = [];
+  }
+
+  private wake(o: OutSeg): void {
+    const w = o.wake;
+    o.wake = null;
+    w?.();
+  }
+
+  private async pump(): Promise<void> {
+    while (this.outQueue.length > 0) {
+      const o = this.outQueue[0]!;
+      await this.forward(o);
+      this.outQueue.shift();
+    }
+  }
+
+  /** Writes one output segment, following its input as it grows. */
+  private async forward(o: OutSeg): Promise<void> {
+    if (o.abortReason) return;
+    let out: TrickleSegmentOut;
+    try {
+      out = await this.pub!.next();
+    } catch (e) {
+      this.failOut(o, e);
+      return;
+    }
+    for (;;) {
+      if (o.abortReason) {
+        await out.abort(o.abortReason).catch(() => undefined);
+        return;
+      }
+      const chunk = o.chunks.shift();
+      if (chunk) {
+        this.outBytes -= chunk.length;
+        try {
+          await out.write(chunk);
+        } catch (e) {
+          this.failOut(o, e);
+          await out.abort('output_failed').catch(() => undefined);
+          return;
+        }
+        this.st.bytesOut += chunk.length;
+        if (!this.firstOut) {
+          this.firstOut = true;
+          this.emit('first-output-segment', { seq: out.seq });
+        }
+        continue;
+      }
+      if (o.ended) {
+        try {
+          await out.end();
+          this.st.segmentsOut++;
+        } catch (e) {
+          this.failOut(o, e);
+        }
+        return;
+      }
+      await new Promise<void>((r) => (o.wake = r));
+    }
+  }
+
+  private failOut(o: OutSeg, e: unknown): void {
+    if (o.abortReason) return;
+    o.abortReason = 'output_failed';
+    this.discard(o);
+    this.dropped(o.inSeq, 'output_failed');
+    this.report('output_failed', `output segment for input ${o.inSeq} failed: ${(e as Error).message}`, o.inSeq);
+  }
+
+  private dropped(seq: number, reason: OutputDropReason): void {
+    this.st.outputDropped++;
+    this.log.debug({ seq, reason }, 'output segment dropped');
+    this.emit('output-dropped', { seq, reason });
+  }
+
+  /** Waits for queued output to be written, up to `ms`; then abandons what is left. */
+  private async drainOutput(ms: number): Promise<void> {
+    const p = this.pumping;
+    if (!p) return;
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = await Promise.race([
+      p.then(() => false),
+      new Promise<boolean>((r) => (timer = setTimeout(() => r(true), ms))),
+    ]);
+    clearTimeout(timer);
+    if (timedOut) {
+      for (const o of this.outQueue) this.abortOut(o, 'stopped');
+      await Promise.race([p, new Promise((r) => setTimeout(r, 1000).unref())]);
+    }
+  }
+
+  private safe(fn: () => unknown): void {
+    try {
+      fn();
+    } catch (e) {
+      this.report('sampler_failed', `sampler threw: ${(e as Error).message}`, undefined);
+    }
+  }
+
+  private report(code: string, message: string, seq: number | undefined): void {
+    const err = new MediaError(code, message, seq === undefined ? undefined : { seq });
+    this.log.warn({ code, seq }, message);
+    if (this.listenerCount('error') > 0) this.emit('error', err);
+  }
+}

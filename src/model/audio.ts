@@ -1,0 +1,64 @@
+/**
+ * Audio shaping shared by both backends. Gemma 3n fails on very short clips (a conv kernel in the
+ * audio tower; Transformers.js throws below ~24 ms) and every engine truncates at 30 s, so clips are
+ * zero-padded to at least 1 s and cut at 30 s before they go anywhere. Padding is free: a clip costs
+ * the same fixed number of tokens whatever its length.
+ */
+import type { AudioInput } from './backend.js';
+
+export const AUDIO_SAMPLE_RATE = 16000;
+export const MIN_AUDIO_SAMPLES = AUDIO_SAMPLE_RATE; // 1 s
+export const MAX_AUDIO_SAMPLES = AUDIO_SAMPLE_RATE * 30; // 30 s
+
+/** Pads (with silence, at the end) to ≥ 1 s and truncates to ≤ 30 s. Returns the input when already in range. */
+export function fitAudioSamples(samples: Float32Array): Float32Array {
+  if (samples.length > MAX_AUDIO_SAMPLES) return samples.subarray(0, MAX_AUDIO_SAMPLES);
+  if (samples.length >= MIN_AUDIO_SAMPLES) return samples;
+  const out = new Float32Array(MIN_AUDIO_SAMPLES);
+  out.set(samples);
+  return out;
+}
+
+/**
+ * Joins several clips into one in time order (engines and the JS processor take one clip per prompt).
+ * Gaps between clips are not filled: the sampler already delivers contiguous audio per cycle.
+ */
+export function mergeAudioClips(clips: readonly AudioInput[]): AudioInput | undefined {
+  if (clips.length === 0) return undefined;
+  if (clips.length === 1) return clips[0];
+  const sorted = [...clips].sort((a, b) => a.startPtsMs - b.startPtsMs);
+  const total = sorted.reduce((n, c) => n + c.samples.length, 0);
+  const samples = new Float32Array(Math.min(total, MAX_AUDIO_SAMPLES));
+  let off = 0;
+  for (const c of sorted) {
+    if (off >= samples.length) break;
+    const part = c.samples.subarray(0, samples.length - off);
+    samples.set(part, off);
+    off += part.length;
+  }
+  return { startPtsMs: sorted[0]!.startPtsMs, sampleRate: AUDIO_SAMPLE_RATE, samples };
+}
+
+/** RIFF/WAVE, 16 kHz, mono, PCM16 little-endian: what vLLM decodes without resampling. */
+export function encodeWavPcm16(samples: Float32Array, sampleRate = AUDIO_SAMPLE_RATE): Buffer {
+  const dataBytes = samples.length * 2;
+  const buf = Buffer.alloc(44 + dataBytes);
+  buf.write('RIFF', 0, 'ascii');
+  buf.writeUInt32LE(36 + dataBytes, 4);
+  buf.write('WAVE', 8, 'ascii');
+  buf.write('fmt ', 12, 'ascii');
+  buf.writeUInt32LE(16, 16); // fmt chunk size
+  buf.writeUInt16LE(1, 20); // PCM
+  buf.writeUInt16LE(1, 22); // mono
+  buf.writeUInt32LE(sampleRate, 24);
+  buf.writeUInt32LE(sampleRate * 2, 28); // byte rate
+  buf.writeUInt16LE(2, 32); // block align
+  buf.writeUInt16LE(16, 34); // bits per sample
+  buf.write('data', 36, 'ascii');
+  buf.writeUInt32LE(dataBytes, 40);
+  for (let i = 0; i < samples.length; i++) {
+    const s = Math.max(-1, Math.min(1, samples[i]!));
+    buf.writeInt16LE(Math.round(s < 0 ? s * 0x8000 : s * 0x7fff), 44 + i * 2);
+  }
+  return buf;
+}

@@ -1,0 +1,58 @@
+/**
+ * Typed errors for the model layer. Every failure a backend can surface maps to one stable code so the
+ * generation loop (and /health) can say what went wrong without parsing engine-specific text.
+ */
+import { AppError } from '../errors.js';
+
+export type ModelErrorCode =
+  | 'engine_unreachable'
+  | 'engine_unauthorized'
+  | 'model_not_found'
+  | 'engine_bad_request'
+  | 'engine_timeout'
+  | 'engine_error'
+  | 'engine_busy'
+  | 'invalid_request'
+  | 'aborted'
+  | 'model_load_failed'
+  | 'backend_closed';
+
+const HTTP_STATUS: Record<ModelErrorCode, number> = {
+  engine_unreachable: 503,
+  engine_unauthorized: 502,
+  model_not_found: 502,
+  engine_bad_request: 502,
+  engine_timeout: 504,
+  engine_error: 502,
+  engine_busy: 503,
+  invalid_request: 400,
+  aborted: 499,
+  model_load_failed: 503,
+  backend_closed: 503,
+};
+
+export class ModelError extends AppError {
+  declare readonly code: ModelErrorCode;
+  /** HTTP status the engine answered with, when there was one. */
+  readonly engineStatus: number | undefined;
+
+  constructor(code: ModelErrorCode, message: string, options?: { cause?: unknown; engineStatus?: number }) {
+    super(code, message, { httpStatus: HTTP_STATUS[code], cause: options?.cause });
+    this.engineStatus = options?.engineStatus;
+  }
+}
+
+/**
+ * The error every backend rejects with when the caller's signal fires. Its `name` is 'AbortError' so
+ * callers can treat it like a DOM abort, and its code is 'aborted' so it also reads as a ModelError.
+ */
+export class ModelAbortError extends ModelError {
+  constructor(reason?: unknown) {
+    super('aborted', 'generation aborted', { cause: reason });
+    this.name = 'AbortError';
+  }
+}
+
+export function isAbortError(err: unknown): boolean {
+  return err instanceof Error && (err.name === 'AbortError' || (err instanceof ModelError && err.code === 'aborted'));
+}

@@ -1,0 +1,181 @@
+/**
+ * Backend selection: `createBackend(backendConfigFromEnv(process.env, cliOverrides))`.
+ *
+ * Environment: BACKEND (openai|transformers; default openai when OPENAI_BASE_URL or VLLM_BASE_URL is
+ * set, else transformers), MODEL_ID, OPENAI_BASE_URL / VLLM_BASE_URL, OPENAI_API_KEY, MODEL_DIR,
+ * MODEL_DTYPE (`q4`, `embed_tokens=q8,decoder_model_merged=q4` or JSON), MODEL_DEVICE (cpu|cuda),
+ * MODEL_CACHE_DIR, REQUEST_TIMEOUT_MS, MODEL_MAX_IMAGES, MODEL_AUDIO_PART (input_audio|audio_url|none),
+ * ENGINE_WARMUP_DEADLINE_MS.
+ */
+import { AppError } from '../errors.js';
+import type { BackendCapabilities, ModelBackend } from './backend.js';
+import { DEFAULT_OPENAI_MODEL, OpenAIBackend } from './openai.js';
+import { DEFAULT_DTYPE, DEFAULT_TRANSFORMERS_MODEL, TransformersBackend, type DtypeOption, type ProgressEvent } from './transformers.js';
+
+export type BackendKind = 'openai' | 'transformers';
+
+export interface BackendConfig {
+  backend: BackendKind;
+  /** Engine model id (openai) or hub id (transformers). */
+  modelId: string;
+  baseURL?: string;
+  apiKey?: string;
+  timeoutMs: number;
+  /** transformers: a local model directory; wins over modelId. */
+  modelDir?: string;
+  dtype?: DtypeOption;
+  device?: string;
+  cacheDir?: string;
+  allowRemote?: boolean;
+  maxImages?: number;
+  audioPart?: 'input_audio' | 'audio_url' | null;
+  warmupDeadlineMs?: number;
+  onProgress?: (p: ProgressEvent) => void;
+}
+
+function invalid(message: string): AppError {
+  return new AppError('invalid_config', message, { httpStatus: 400 });
+}
+
+/** `q4` → 'q4'; `a=q8,b=q4` or `{"a":"q8"}` → a per-session map. */
+export function parseDtype(raw: string): DtypeOption {
+  const text = raw.trim();
+  if (text.startsWith('{')) {
+    const parsed = JSON.parse(text) as unknown;
+    if (!parsed || typeof parsed !== 'object' || Object.values(parsed).some((v) => typeof v !== 'string')) {
+      throw invalid(`MODEL_DTYPE: expected a JSON object of strings, got ${raw}`);
+    }
+    return parsed as Record<string, string>;
+  }
+  if (!text.includes('=')) return text;
+  const map: Record<string, string> = {};
+  for (const pair of text.split(',')) {
+    const [k, v] = pair.split('=').map((x) => x.trim());
+    if (!k || !v) throw invalid(`MODEL_DTYPE: bad entry "${pair}"`);
+    map[k] = v;
+  }
+  return map;
+}
+
+function positiveInt(name: string, raw: string | undefined): number | undefined {
+  if (raw === undefined || raw === '') return undefined;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n <= 0) throw invalid(`${name} must be a positive integer, got "${raw}"`);
+  return n;
+}
+
+/** CLI flags arrive as strings; `backend` and `dtype` are validated/parsed like their env twins. */
+export type BackendConfigOverrides = Omit<Partial<BackendConfig>, 'backend' | 'dtype'> & {
+  backend?: string | undefined;
+  dtype?: DtypeOption | undefined;
+};
+
+export function backendConfigFromEnv(
+  env: Record<string, string | undefined> = process.env,
+  overrides: BackendConfigOverrides = {},
+): BackendConfig {
+  const baseURL = overrides.baseURL ?? (env.OPENAI_BASE_URL || env.VLLM_BASE_URL || undefined);
+  const requested = overrides.backend ?? (env.BACKEND || undefined);
+  if (requested !== undefined && requested !== 'openai' && requested !== 'transformers') {
+    throw invalid(`BACKEND must be "openai" or "transformers", got "${requested}"`);
+  }
+  const backend: BackendKind = (requested as BackendKind | undefined) ?? (baseURL ? 'openai' : 'transformers');
+  if (backend === 'openai' && !baseURL) throw invalid('the openai backend needs OPENAI_BASE_URL (or VLLM_BASE_URL)');
+  const audioRaw = env.MODEL_AUDIO_PART;
+  let audioPart: BackendConfig['audioPart'];
+  if (audioRaw === 'input_audio' || audioRaw === 'audio_url') audioPart = audioRaw;
+  else if (audioRaw === 'none') audioPart = null;
+  else if (audioRaw) throw invalid(`MODEL_AUDIO_PART must be input_audio, audio_url or none, got "${audioRaw}"`);
+  const device = env.MODEL_DEVICE || undefined;
+
+  const cfg: BackendConfig = {
+    backend,
+    modelId: env.MODEL_ID || (backend === 'openai' ? DEFAULT_OPENAI_MODEL : DEFAULT_TRANSFORMERS_MODEL),
+    timeoutMs: positiveInt('REQUEST_TIMEOUT_MS', env.REQUEST_TIMEOUT_MS) ?? 60_000,
+    ...(baseURL ? { baseURL } : {}),
+    ...(env.OPENAI_API_KEY ? { apiKey: env.OPENAI_API_KEY } : {}),
+    ...(env.MODEL_DIR ? { modelDir: env.MODEL_DIR } : {}),
+    ...(env.MODEL_DTYPE ? { dtype: parseDtype(env.MODEL_DTYPE) } : {}),
+    ...(device ? { device } : {}),
+    ...(env.MODEL_CACHE_DIR ? { cacheDir: env.MODEL_CACHE_DIR } : {}),
+    ...(env.MODEL_MAX_IMAGES ? { maxImages: positiveInt('MODEL_MAX_IMAGES', env.MODEL_MAX_IMAGES)! } : {}),
+    ...(audioPart !== undefined ? { audioPart } : {}),
+    ...(env.ENGINE_WARMUP_DEADLINE_MS ? { warmupDeadlineMs: positiveInt('ENGINE_WARMUP_DEADLINE_MS', env.ENGINE_WARMUP_DEADLINE_MS)! } : {}),
+  };
+  const merged: BackendConfig = { ...cfg };
+  for (const [k, v] of Object.entries(overrides)) if (v !== undefined) (merged as unknown as Record<string, unknown>)[k] = v;
+  merged.backend = backend;
+  if (typeof overrides.dtype === 'string') merged.dtype = parseDtype(overrides.dtype);
+  if (merged.device !== undefined && merged.device !== 'cpu' && merged.device !== 'cuda') {
+    throw invalid(`MODEL_DEVICE / --device must be cpu or cuda, got "${merged.device}"`);
+  }
+  if (overrides.modelId === undefined && env.MODEL_ID === undefined) {
+    merged.modelId = backend === 'openai' ? DEFAULT_OPENAI_MODEL : DEFAULT_TRANSFORMERS_MODEL;
+  }
+  return merged;
+}
+
+export function createBackend(cfg: BackendConfig): ModelBackend {
+  if (cfg.backend === 'openai') {
+    if (!cfg.baseURL) throw invalid('the openai backend needs a base URL');
+    return new OpenAIBackend({
+      baseURL: cfg.baseURL,
+      modelId: cfg.modelId,
+      timeoutMs: cfg.timeoutMs,
+      ...(cfg.apiKey ? { apiKey: cfg.apiKey } : {}),
+      capabilities: {
+        ...(cfg.maxImages !== undefined ? { maxImages: cfg.maxImages } : {}),
+        ...(cfg.audioPart !== undefined ? { audioPart: cfg.audioPart } : {}),
+      },
+      ...(cfg.warmupDeadlineMs !== undefined ? { warmup: { deadlineMs: cfg.warmupDeadlineMs } } : {}),
+    });
+  }
+  return new TransformersBackend({
+    model: cfg.modelDir ?? cfg.modelId,
+    dtype: cfg.dtype ?? DEFAULT_DTYPE,
+    device: cfg.device ?? 'cpu',
+    ...(cfg.cacheDir ? { cacheDir: cfg.cacheDir } : {}),
+    ...(cfg.allowRemote !== undefined ? { allowRemote: cfg.allowRemote } : {}),
+    ...(cfg.maxImages !== undefined ? { maxImages: cfg.maxImages } : {}),
+    ...(cfg.onProgress ? { onProgress: cfg.onProgress } : {}),
+  });
+}
+
+export type BackendDescription = {
+  backend: BackendKind;
+  model_id: string;
+  capabilities: {
+    images: boolean;
+    max_images: number;
+    audio: BackendCapabilities['audio'];
+    tokens_per_image: number | undefined;
+    tokens_per_audio_clip: number | undefined;
+  };
+  /** openai: the engine base URL; transformers: dtype/device and whether the model is a local directory. */
+  engine: Record<string, unknown>;
+};
+
+/** What /version and /hardware/info report about the model backend. */
+export function describeBackend(backend: ModelBackend): BackendDescription {
+  const c = backend.capabilities;
+  let engine: Record<string, unknown> = {};
+  if (backend instanceof OpenAIBackend) engine = { base_url: backend.baseURL };
+  else if (backend instanceof TransformersBackend) engine = { runtime: 'transformers.js+onnxruntime-node', dtype: backend.dtype, device: backend.device, local: backend.local };
+  return {
+    backend: backend.kind,
+    model_id: backend.modelId,
+    capabilities: {
+      images: c.images,
+      max_images: c.maxImages,
+      audio: c.audio,
+      tokens_per_image: c.tokensPerImage,
+      tokens_per_audio_clip: c.tokensPerAudioClip,
+    },
+    engine,
+  };
+}
+
+export { ModelError, ModelAbortError, isAbortError } from './errors.js';
+export { OpenAIBackend, type OpenAIBackendOptions } from './openai.js';
+export { TransformersBackend, type TransformersBackendOptions } from './transformers.js';
+export { makeTinyModel, tinyModelReply, tinyModelMode, TINY_MODEL_LABEL } from './tiny-model.js';

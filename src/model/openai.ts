@@ -1,0 +1,357 @@
+/**
+ * Gemma 3n behind any OpenAI-compatible chat-completions engine, through the official `openai` SDK.
+ * vLLM is the production target (and how to scale past one GPU); SGLang / mistral.rs work with
+ * `audioPart: 'audio_url'`, and text/image-only engines (llama.cpp, Ollama) with `audioPart: null`.
+ *
+ * A request is one user turn: each frame as an `image_url` JPEG data URL, then the audio (16 kHz mono
+ * PCM16 WAV, padded to ≥ 1 s) as `input_audio` or an `audio_url` data URL, then the prompt text.
+ * Sampling is always sent explicitly, because vLLM otherwise applies the model's generation_config.
+ *
+ * Start-up: `load()` sends a 1-token warm-up request and retries until the engine answers; status()
+ * reads 'loading' meanwhile, 'error' with a message once the deadline passes, and goes back to 'ready'
+ * whenever a later probe or generation succeeds.
+ */
+import OpenAI from 'openai';
+import type { ChatCompletionContentPart, ChatCompletionMessageParam } from 'openai/resources/chat/completions';
+import { childLogger } from '../log.js';
+import {
+  estimateTextTokens,
+  TOKENS_PER_AUDIO_CLIP,
+  TOKENS_PER_IMAGE,
+  type BackendCapabilities,
+  type BackendStatus,
+  type GenerateEvent,
+  type GenerateRequest,
+  type ModelBackend,
+  type Usage,
+} from './backend.js';
+import { encodeWavPcm16 } from './audio.js';
+import { ModelAbortError, ModelError } from './errors.js';
+import { fitMedia } from './request.js';
+
+export const DEFAULT_OPENAI_MODEL = 'google/gemma-3n-E4B-it';
+
+export interface OpenAIBackendOptions {
+  /** e.g. http://127.0.0.1:8000/v1 */
+  baseURL: string;
+  apiKey?: string;
+  modelId?: string;
+  /** Whole-request limit (connect to last streamed byte). Default 60 s. */
+  timeoutMs?: number;
+  /** Stream deltas (default) or ask for the whole reply at once. */
+  stream?: boolean;
+  capabilities?: {
+    images?: boolean;
+    /** Must not exceed the engine's --limit-mm-per-prompt image count. Default 8. */
+    maxImages?: number;
+    /** 'input_audio' (vLLM), 'audio_url' (SGLang, mistral.rs, vLLM) or null (no audio). */
+    audioPart?: 'input_audio' | 'audio_url' | null;
+  };
+  warmup?: {
+    /** Between probes while the engine is not answering. Default 2 s. */
+    retryIntervalMs?: number;
+    /** After this, status() reads 'error' (probing continues). Default 10 min: vLLM loads slowly. */
+    deadlineMs?: number;
+    /** One probe's own time limit. Default min(timeoutMs, 30 s). */
+    probeTimeoutMs?: number;
+  };
+}
+
+/** Maps anything the SDK throws to a ModelError with a message an operator can act on. */
+export function toModelError(err: unknown, ctx: { baseURL: string; modelId: string }): ModelError {
+  if (err instanceof ModelError) return err;
+  if (err instanceof OpenAI.APIUserAbortError) return new ModelAbortError(err);
+  if (err instanceof OpenAI.APIConnectionTimeoutError) {
+    return new ModelError('engine_timeout', `engine at ${ctx.baseURL} did not answer in time`, { cause: err });
+  }
+  if (err instanceof OpenAI.APIConnectionError) {
+    const cause = err.cause as { code?: string; cause?: { code?: string } } | undefined;
+    const code = cause?.code ?? cause?.cause?.code;
+    return new ModelError('engine_unreachable', `cannot reach the engine at ${ctx.baseURL}${code ? ` (${code})` : ''}: is it running?`, { cause: err });
+  }
+  if (err instanceof OpenAI.APIError && typeof err.status === 'number') {
+    const detail = (err.error as { message?: string } | undefined)?.message ?? err.message;
+    const status = err.status;
+    const o = { cause: err, engineStatus: status };
+    if (status === 401 || status === 403) {
+      return new ModelError('engine_unauthorized', `engine at ${ctx.baseURL} refused the API key (${status}); set OPENAI_API_KEY`, o);
+    }
+    if (status === 404) {
+      return new ModelError('model_not_found', `engine at ${ctx.baseURL} does not serve model "${ctx.modelId}" (404: ${detail}); check MODEL_ID and that the base URL ends in /v1`, o);
+    }
+    if (status === 400 || status === 413 || status === 422) {
+      return new ModelError('engine_bad_request', `engine rejected the request (${status}): ${detail}`, o);
+    }
+    if (status === 429 || status === 503) return new ModelError('engine_busy', `engine is overloaded or still loading (${status}): ${detail}`, o);
+    return new ModelError('engine_error', `engine error (${status}): ${detail}`, o);
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  return new ModelError('engine_error', `engine stream failed: ${message}`, { cause: err });
+}
+
+/** Probe failures that mean the engine answered but the configuration is wrong (not "still loading"). */
+const CONFIG_ERRORS = new Set(['engine_unauthorized', 'model_not_found', 'engine_bad_request']);
+
+export class OpenAIBackend implements ModelBackend {
+  readonly kind = 'openai' as const;
+  readonly modelId: string;
+  readonly baseURL: string;
+  readonly capabilities: BackendCapabilities;
+  private readonly client: OpenAI;
+  private readonly timeoutMs: number;
+  private readonly stream: boolean;
+  private readonly warm: Required<NonNullable<OpenAIBackendOptions['warmup']>>;
+  private readonly log;
+  private state: BackendStatus = { state: 'loading', message: 'waiting for the engine to answer' };
+  private probing: Promise<void> | undefined;
+  private probeTimer: NodeJS.Timeout | undefined;
+  private wakeProbe: (() => void) | undefined;
+  private readonly probeAbort = new AbortController();
+  private closed = false;
+
+  constructor(opts: OpenAIBackendOptions) {
+    this.baseURL = opts.baseURL.replace(/\/+$/, '');
+    this.modelId = opts.modelId ?? DEFAULT_OPENAI_MODEL;
+    this.timeoutMs = opts.timeoutMs ?? 60_000;
+    this.stream = opts.stream ?? true;
+    const c = opts.capabilities ?? {};
+    this.capabilities = {
+      images: c.images ?? true,
+      maxImages: c.maxImages ?? 8,
+      audio: c.audioPart === undefined ? 'input_audio' : c.audioPart,
+      tokensPerImage: TOKENS_PER_IMAGE,
+      tokensPerAudioClip: TOKENS_PER_AUDIO_CLIP,
+    };
+    this.warm = {
+      retryIntervalMs: opts.warmup?.retryIntervalMs ?? 2000,
+      deadlineMs: opts.warmup?.deadlineMs ?? 600_000,
+      probeTimeoutMs: opts.warmup?.probeTimeoutMs ?? Math.min(this.timeoutMs, 30_000),
+    };
+    // Retries are the generation loop's decision (its next cycle), not the SDK's hidden backoff.
+    this.client = new OpenAI({ baseURL: this.baseURL, apiKey: opts.apiKey || 'EMPTY', timeout: this.timeoutMs, maxRetries: 0 });
+    this.log = childLogger('model', { backend: 'openai', model: this.modelId, base_url: this.baseURL });
+  }
+
+  status(): BackendStatus {
+    return { ...this.state };
+  }
+
+  countTextTokens(text: string): number {
+    return estimateTextTokens(text);
+  }
+
+  /**
+   * Resolves once the engine answers a warm-up request. Rejects with the ModelError when the deadline
+   * passes or the engine refuses the configuration (bad key, unknown model); probing then carries on
+   * in the background and status() returns to 'ready' as soon as the engine answers.
+   */
+  load(): Promise<void> {
+    if (this.closed) return Promise.reject(new ModelError('backend_closed', 'backend is closed'));
+    if (this.state.state === 'ready') return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const started = Date.now();
+      let settled = false;
+      const settle = (err?: ModelError) => {
+        if (settled) return;
+        settled = true;
+        if (err) reject(err);
+        else resolve();
+      };
+      this.startProbing((outcome) => {
+        if (outcome === 'ready') {
+          settle();
+          return false;
+        }
+        if (CONFIG_ERRORS.has(outcome.code) || Date.now() - started >= this.warm.deadlineMs) {
+          this.state = { state: 'error', message: outcome.message };
+          settle(outcome);
+          return false;
+        }
+        return true;
+      });
+    });
+  }
+
+  /**
+   * The warm-up/recovery loop; one at a time. Each observer sees every probe outcome until it returns
+   * false. While a load() caller waits, the retry timer keeps the process alive; background recovery
+   * probing does not.
+   */
+  private startProbing(observe?: (o: 'ready' | ModelError) => boolean): void {
+    if (observe) this.probeObservers.push(observe);
+    if (this.probing) return;
+    this.probing = (async () => {
+      while (!this.closed) {
+        const outcome = await this.probe();
+        this.probeObservers = this.probeObservers.filter((o) => o(outcome));
+        if (outcome === 'ready') break;
+        this.log.debug({ code: outcome.code, err: outcome.message }, 'engine not ready yet');
+        await new Promise<void>((wake) => {
+          this.wakeProbe = wake;
+          this.probeTimer = setTimeout(wake, this.warm.retryIntervalMs);
+          if (this.probeObservers.length === 0) this.probeTimer.unref();
+        });
+      }
+      this.probeObservers = [];
+      this.probing = undefined;
+    })();
+  }
+
+  private probeObservers: Array<(o: 'ready' | ModelError) => boolean> = [];
+
+  private async probe(): Promise<'ready' | ModelError> {
+    try {
+      await this.client.chat.completions.create(
+        { model: this.modelId, messages: [{ role: 'user', content: 'Hi' }], max_tokens: 1, temperature: 0, stream: false },
+        { timeout: this.warm.probeTimeoutMs, signal: this.probeAbort.signal },
+      );
+      if (this.state.state !== 'ready') this.log.info('engine answered; backend ready');
+      this.state = { state: 'ready' };
+      return 'ready';
+    } catch (err) {
+      const e = toModelError(err, this);
+      if (this.state.state === 'ready' || CONFIG_ERRORS.has(e.code)) this.state = { state: 'error', message: e.message };
+      else if (this.state.state === 'loading') this.state = { state: 'loading', message: `waiting for the engine: ${e.message}` };
+      return e;
+    }
+  }
+
+  private buildMessages(req: GenerateRequest): { messages: ChatCompletionMessageParam[]; droppedImages: number; droppedAudio: boolean } {
+    const media = fitMedia(req, this.capabilities);
+    const content: ChatCompletionContentPart[] = [];
+    for (const im of media.images) {
+      if (!im.jpeg) throw new ModelError('invalid_request', 'the OpenAI-compatible backend needs JPEG frames (wantJpeg)');
+      content.push({ type: 'image_url', image_url: { url: `data:image/jpeg;base64,${im.jpeg.toString('base64')}` } });
+    }
+    if (media.audio) {
+      const b64 = encodeWavPcm16(media.audio.samples).toString('base64');
+      if (this.capabilities.audio === 'audio_url') {
+        // Not in the SDK's part union, but the wire format SGLang, mistral.rs and vLLM accept.
+        content.push({ type: 'audio_url', audio_url: { url: `data:audio/wav;base64,${b64}` } } as unknown as ChatCompletionContentPart);
+      } else {
+        content.push({ type: 'input_audio', input_audio: { data: b64, format: 'wav' } });
+      }
+    }
+    content.push({ type: 'text', text: req.prompt });
+    const messages: ChatCompletionMessageParam[] = [];
+    if (req.system) messages.push({ role: 'system', content: req.system });
+    for (const t of req.history ?? []) messages.push({ role: t.role, content: t.text });
+    messages.push({ role: 'user', content });
+    return { messages, droppedImages: media.droppedImages, droppedAudio: media.droppedAudio };
+  }
+
+  async *generate(req: GenerateRequest): AsyncGenerator<GenerateEvent> {
+    const signal = req.signal;
+    if (signal?.aborted) throw new ModelAbortError(signal.reason);
+    const t0 = performance.now();
+    const { messages, droppedImages, droppedAudio } = this.buildMessages(req);
+    if (droppedImages > 0 || droppedAudio) this.log.warn({ dropped_images: droppedImages, dropped_audio: droppedAudio }, 'request thinned to the engine capabilities');
+    const encodeMs = performance.now() - t0;
+
+    // One controller for the caller's abort and our whole-request deadline (the SDK's own timeout
+    // does not cover a stream that stalls after its headers).
+    const ctl = new AbortController();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      ctl.abort();
+    }, this.timeoutMs);
+    const onAbort = () => ctl.abort(signal?.reason);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    const timeoutError = (cause?: unknown) =>
+      new ModelError('engine_timeout', `engine at ${this.baseURL} did not finish within ${this.timeoutMs} ms`, { cause });
+    const fail = (err: unknown, midStream = false): ModelError => {
+      if (signal?.aborted) return new ModelAbortError(signal.reason);
+      if (timedOut) return timeoutError(err);
+      if (midStream && err instanceof OpenAI.APIConnectionError) {
+        // The engine answered, then the connection broke: an engine failure, not an unreachable engine.
+        return new ModelError('engine_error', `engine closed the stream mid-reply: ${err.message}`, { cause: err });
+      }
+      const e = toModelError(err, this);
+      if (e.code === 'engine_unreachable' || e.code === 'engine_timeout') {
+        this.state = { state: 'error', message: e.message };
+        this.startProbing();
+      }
+      return e;
+    };
+
+    const s = req.sampling ?? {};
+    const body = {
+      model: this.modelId,
+      messages,
+      max_tokens: req.maxNewTokens,
+      temperature: s.temperature ?? 0,
+      top_p: s.topP ?? 1,
+      ...(s.topK !== undefined ? { top_k: s.topK } : {}), // vLLM/SGLang extension
+    };
+    const sentAt = performance.now();
+    let text = '';
+    let usage: Usage = {};
+    let finishReason: string | undefined;
+    let firstTokenMs: number | undefined;
+    try {
+      if (this.stream) {
+        const stream = await this.client.chat.completions
+          .create({ ...body, stream: true, stream_options: { include_usage: true } }, { signal: ctl.signal })
+          .catch((err: unknown) => {
+            throw fail(err);
+          });
+        try {
+          for await (const chunk of stream) {
+            if (chunk.usage) usage = { promptTokens: chunk.usage.prompt_tokens, completionTokens: chunk.usage.completion_tokens };
+            const choice = chunk.choices[0];
+            if (choice?.finish_reason) finishReason = choice.finish_reason;
+            const delta = choice?.delta?.content;
+            if (delta) {
+              firstTokenMs ??= performance.now() - sentAt;
+              text += delta;
+              yield { type: 'delta', text: delta };
+            }
+          }
+        } catch (err) {
+          throw fail(err, true);
+        }
+        // Aborting the fetch ends the SDK's stream quietly, so a deadline or abort shows up here.
+        if (signal?.aborted) throw new ModelAbortError(signal.reason);
+        if (timedOut) throw timeoutError();
+        if (!finishReason) throw new ModelError('engine_error', 'engine stream ended before the reply finished (no finish_reason)');
+      } else {
+        const res = await this.client.chat.completions.create({ ...body, stream: false }, { signal: ctl.signal }).catch((err: unknown) => {
+          throw fail(err);
+        });
+        const choice = res.choices[0];
+        text = choice?.message?.content ?? '';
+        finishReason = choice?.finish_reason ?? undefined;
+        if (res.usage) usage = { promptTokens: res.usage.prompt_tokens, completionTokens: res.usage.completion_tokens };
+        if (text) {
+          firstTokenMs = performance.now() - sentAt;
+          yield { type: 'delta', text };
+        }
+      }
+      if (signal?.aborted) throw new ModelAbortError(signal.reason);
+      if (this.state.state !== 'ready') {
+        this.state = { state: 'ready' };
+        this.log.info('engine answered again; backend ready');
+      }
+      yield {
+        type: 'done',
+        text,
+        usage,
+        timings: { encodeMs, ...(firstTokenMs !== undefined ? { firstTokenMs } : {}), modelMs: performance.now() - sentAt },
+        ...(finishReason ? { finishReason } : {}),
+      };
+    } finally {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      ctl.abort(); // closes the HTTP stream if the consumer stopped early
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.probeTimer) clearTimeout(this.probeTimer);
+    this.wakeProbe?.();
+    this.probeAbort.abort();
+    await this.probing?.catch(() => undefined);
+  }
+}

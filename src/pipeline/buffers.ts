@@ -1,0 +1,147 @@
+/**
+ * Rolling media buffers for one stream: the newest `max_frames` sampled frames and the newest
+ * `audio_window_s` of 16 kHz audio. Both are bounded by construction (frame count; sample count),
+ * and both are snapshots-on-read so a running cycle never sees later media.
+ */
+import type { AudioInput, ImageInput } from '../model/backend.js';
+
+export const AUDIO_SAMPLE_RATE = 16000;
+
+export class FrameBuffer {
+  private frames: ImageInput[] = [];
+  private cap: number;
+  /** Frames pushed out by newer ones (the buffer is a window, so this is normal, not a loss). */
+  evicted = 0;
+
+  constructor(maxFrames: number) {
+    this.cap = Math.max(1, Math.floor(maxFrames));
+  }
+
+  get size(): number {
+    return this.frames.length;
+  }
+
+  get capacity(): number {
+    return this.cap;
+  }
+
+  push(frame: ImageInput): void {
+    // Sampler output is pts-ordered; an out-of-order frame (decoder restart) still goes last so the
+    // "newest" frame is always the one that arrived last.
+    this.frames.push(frame);
+    this.trim();
+  }
+
+  resize(maxFrames: number): void {
+    this.cap = Math.max(1, Math.floor(maxFrames));
+    this.trim();
+  }
+
+  /** Oldest first. */
+  snapshot(): ImageInput[] {
+    return this.frames.slice();
+  }
+
+  clear(): void {
+    this.frames = [];
+  }
+
+  private trim(): void {
+    const excess = this.frames.length - this.cap;
+    if (excess > 0) {
+      this.frames.splice(0, excess);
+      this.evicted += excess;
+    }
+  }
+}
+
+interface StoredChunk {
+  startPtsMs: number;
+  samples: Float32Array;
+}
+
+export interface AudioWindow {
+  startPtsMs: number;
+  endPtsMs: number;
+  samples: Float32Array;
+}
+
+export class AudioBuffer {
+  private chunks: StoredChunk[] = [];
+  private total = 0;
+  private capSamples: number;
+
+  constructor(windowS: number) {
+    this.capSamples = Math.max(1, Math.round(windowS * AUDIO_SAMPLE_RATE));
+  }
+
+  get durationMs(): number {
+    return (this.total / AUDIO_SAMPLE_RATE) * 1000;
+  }
+
+  push(chunk: AudioInput): void {
+    if (chunk.samples.length === 0) return;
+    this.chunks.push({ startPtsMs: chunk.startPtsMs, samples: chunk.samples });
+    this.total += chunk.samples.length;
+    this.trim();
+  }
+
+  resize(windowS: number): void {
+    this.capSamples = Math.max(1, Math.round(windowS * AUDIO_SAMPLE_RATE));
+    this.trim();
+  }
+
+  clear(): void {
+    this.chunks = [];
+    this.total = 0;
+  }
+
+  /**
+   * The buffered audio as one contiguous clip. Gaps between chunks are not filled: the model hears
+   * the samples back to back, and the window's start is derived from the newest chunk's end so that
+   * `end - start` always equals the clip's duration.
+   */
+  snapshot(): AudioWindow | undefined {
+    if (this.total === 0) return undefined;
+    const out = new Float32Array(this.total);
+    let off = 0;
+    for (const c of this.chunks) {
+      out.set(c.samples, off);
+      off += c.samples.length;
+    }
+    const last = this.chunks[this.chunks.length - 1]!;
+    const endPtsMs = last.startPtsMs + (last.samples.length / AUDIO_SAMPLE_RATE) * 1000;
+    return { startPtsMs: endPtsMs - (this.total / AUDIO_SAMPLE_RATE) * 1000, endPtsMs, samples: out };
+  }
+
+  private trim(): void {
+    let excess = this.total - this.capSamples;
+    while (excess > 0 && this.chunks.length > 0) {
+      const head = this.chunks[0]!;
+      if (head.samples.length <= excess) {
+        this.chunks.shift();
+        this.total -= head.samples.length;
+        excess -= head.samples.length;
+      } else {
+        // Keep a view, not a copy: the chunk's buffer is freed once the view is trimmed away too.
+        this.chunks[0] = {
+          startPtsMs: head.startPtsMs + (excess / AUDIO_SAMPLE_RATE) * 1000,
+          samples: head.samples.subarray(excess),
+        };
+        this.total -= excess;
+        excess = 0;
+      }
+    }
+  }
+}
+
+/** Root-mean-square level of a clip in [-1, 1] units. */
+export function rms(samples: Float32Array): number {
+  if (samples.length === 0) return 0;
+  let sum = 0;
+  for (let i = 0; i < samples.length; i++) {
+    const s = samples[i]!;
+    sum += s * s;
+  }
+  return Math.sqrt(sum / samples.length);
+}

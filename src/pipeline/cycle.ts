@@ -1,0 +1,304 @@
+/**
+ * One generation cycle, in two steps:
+ *  - `planCycle` (pure): media snapshot + parameters + backend capabilities → the GenerateRequest,
+ *    after modality, silence and token gating; or an error when nothing fitting can be asked;
+ *  - `runCycle`: sends it, collects the streamed answer, runs the optional correction pass, and
+ *    returns the records to publish (a failed cycle yields an `error` record, never nothing).
+ */
+import type { StreamParams } from '../config/params.js';
+import { errorCode, errorMessage } from '../errors.js';
+import { mediaTokenCosts, type BackendCapabilities, type GenerateEvent, type GenerateRequest, type ImageInput, type ModelBackend } from '../model/backend.js';
+import { AUDIO_SAMPLE_RATE, rms, type AudioWindow } from './buffers.js';
+import { correctionPrompt, historyTurns, type HistoryEntry } from './context.js';
+import { evenIndices, gate } from './gating.js';
+import {
+  toUsage,
+  type CorrectionRecord,
+  type ErrorRecord,
+  type GenerationRecord,
+  type RecordWindow,
+} from './records.js';
+
+export interface CycleMedia {
+  /** Oldest first. */
+  frames: ImageInput[];
+  audio: AudioWindow | undefined;
+}
+
+export interface PlanContext {
+  params: StreamParams;
+  capabilities: BackendCapabilities;
+  countTextTokens: (text: string) => number;
+  /** Earlier outputs to feed back (already cut to `context_history`). */
+  history: HistoryEntry[];
+}
+
+export interface CyclePlan {
+  request: Omit<GenerateRequest, 'signal'>;
+  window: RecordWindow;
+  frameCount: number;
+  audioDurationMs: number;
+  estimate: number;
+  framesDropped: number;
+  audioDropped: boolean;
+  audioSilent: boolean;
+}
+
+export type PlanResult =
+  | { kind: 'plan'; plan: CyclePlan }
+  /** Nothing to ask about (no frames, no audible audio): no cycle, no record. */
+  | { kind: 'empty'; audioSilent: boolean }
+  | { kind: 'error'; code: string; message: string; estimate: number; framesDropped: number; window?: RecordWindow };
+
+function windowOf(frames: ImageInput[], audio: AudioWindow | undefined): RecordWindow {
+  let start = Number.POSITIVE_INFINITY;
+  let end = Number.NEGATIVE_INFINITY;
+  for (const f of frames) {
+    start = Math.min(start, f.ptsMs);
+    end = Math.max(end, f.ptsMs);
+  }
+  if (audio) {
+    start = Math.min(start, audio.startPtsMs);
+    end = Math.max(end, audio.endPtsMs);
+  }
+  return { start_ms: Math.round(start), end_ms: Math.round(end) };
+}
+
+export function planCycle(media: CycleMedia, ctx: PlanContext): PlanResult {
+  const p = ctx.params;
+  const wantFrames = p.modality !== 'audio' && ctx.capabilities.images;
+  const wantAudio = p.modality !== 'vision' && ctx.capabilities.audio !== null;
+  let frames = wantFrames ? media.frames : [];
+  let framesDropped = 0;
+  if (frames.length > ctx.capabilities.maxImages) {
+    const keep = evenIndices(frames.length, Math.max(0, ctx.capabilities.maxImages));
+    framesDropped += frames.length - keep.length;
+    frames = keep.map((i) => frames[i]!);
+  }
+  let audio = wantAudio ? media.audio : undefined;
+  let audioSilent = false;
+  if (audio && rms(audio.samples) < p.silence_rms) {
+    audio = undefined;
+    audioSilent = true;
+  }
+  if (frames.length === 0 && !audio) return { kind: 'empty', audioSilent };
+
+  const history = historyTurns(ctx.history);
+  const promptTokens = ctx.countTextTokens(p.prompt);
+  const historyTokens = history.reduce((n, t) => n + ctx.countTextTokens(t.text), 0);
+  const costs = mediaTokenCosts(ctx.capabilities);
+  const g = gate({
+    imageCost: costs.image,
+    audioCost: costs.audioClip,
+    frameCount: frames.length,
+    hasAudio: audio !== undefined,
+    promptTokens,
+    historyTokens,
+    historyTurns: history.length,
+    maxInputTokens: p.max_input_tokens,
+  });
+  if (!g.ok) {
+    return {
+      kind: 'error',
+      code: 'input_over_budget',
+      message:
+        `the request needs at least ${g.minimum} input tokens (prompt ${promptTokens}, history ${historyTokens}, ` +
+        `one image ${frames.length > 0 ? costs.image : 0}) but max_input_tokens is ${p.max_input_tokens}`,
+      estimate: g.estimate,
+      framesDropped: framesDropped + g.framesDropped,
+      window: windowOf(frames, audio),
+    };
+  }
+  const kept = g.keep.map((i) => frames[i]!);
+  const keptAudio = g.keepAudio ? audio : undefined;
+  const request: Omit<GenerateRequest, 'signal'> = {
+    prompt: p.prompt,
+    images: kept,
+    maxNewTokens: p.max_new_tokens,
+    sampling: { temperature: p.temperature, topP: p.top_p },
+  };
+  if (history.length > 0) request.history = history;
+  if (keptAudio) request.audio = { startPtsMs: keptAudio.startPtsMs, sampleRate: AUDIO_SAMPLE_RATE, samples: keptAudio.samples };
+  return {
+    kind: 'plan',
+    plan: {
+      request,
+      window: windowOf(kept, keptAudio),
+      frameCount: kept.length,
+      audioDurationMs: keptAudio ? Math.round((keptAudio.samples.length / AUDIO_SAMPLE_RATE) * 1000) : 0,
+      estimate: g.estimate,
+      framesDropped: framesDropped + g.framesDropped,
+      audioDropped: g.audioDropped,
+      audioSilent,
+    },
+  };
+}
+
+export interface Collected {
+  text: string;
+  usage: { promptTokens?: number; completionTokens?: number };
+  encodeMs: number;
+  modelMs: number;
+  firstTokenMs?: number;
+  finishReason?: string;
+}
+
+/** Drains a backend stream into its final answer. A stream that ends without `done` is a failure. */
+export async function collect(events: AsyncIterable<GenerateEvent>): Promise<Collected> {
+  let deltas = '';
+  for await (const ev of events) {
+    if (ev.type === 'delta') {
+      deltas += ev.text;
+      continue;
+    }
+    const out: Collected = {
+      text: ev.text ?? deltas,
+      usage: ev.usage ?? {},
+      encodeMs: ev.timings?.encodeMs ?? 0,
+      modelMs: ev.timings?.modelMs ?? 0,
+    };
+    if (ev.timings?.firstTokenMs !== undefined) out.firstTokenMs = ev.timings.firstTokenMs;
+    if (ev.finishReason !== undefined) out.finishReason = ev.finishReason;
+    return out;
+  }
+  throw Object.assign(new Error('the model stream ended without a final answer'), { code: 'engine_error' });
+}
+
+export interface RunContext {
+  streamId: string;
+  cycleId: number;
+  backend: ModelBackend;
+  signal: AbortSignal;
+  /** Reads (and resets) the count of due cycles skipped since the last record. */
+  takeSkipped: () => number;
+  /** Reads (and resets) the data queue's drop counter; called as each record is built. */
+  takeRecordsDropped: () => number;
+  /** Earlier outputs for the correction pass (newest last), or undefined when it is off. */
+  correctionHistory: HistoryEntry[] | undefined;
+  startedAt: number;
+  now?: () => number;
+}
+
+export type CycleRecord = GenerationRecord | CorrectionRecord | ErrorRecord;
+
+export interface CycleResult {
+  records: CycleRecord[];
+  /** The text to remember for context (corrected when the correction pass ran). */
+  remember?: HistoryEntry;
+  outcome: 'ok' | 'error' | 'aborted';
+  error?: { code: string; message: string };
+}
+
+export function errorRecord(
+  streamId: string,
+  cycleId: number,
+  code: string,
+  message: string,
+  extra: Partial<Pick<ErrorRecord, 'prompt' | 'window' | 'stats'>> = {},
+  now = Date.now(),
+): ErrorRecord {
+  return { type: 'error', stream_id: streamId, timestamp_ms: Math.floor(now), cycle_id: cycleId, ...extra, error: { code, message } };
+}
+
+export async function runCycle(plan: CyclePlan, ctx: RunContext): Promise<CycleResult> {
+  const now = ctx.now ?? Date.now;
+  const prompt = plan.request.prompt;
+  let gen: Collected;
+  try {
+    gen = await collect(ctx.backend.generate({ ...plan.request, signal: ctx.signal }));
+  } catch (err) {
+    const aborted = ctx.signal.aborted;
+    const code = aborted ? 'cycle_aborted' : errorCode(err);
+    const message = aborted ? 'the stream stopped while the model was answering' : errorMessage(err);
+    return {
+      outcome: aborted ? 'aborted' : 'error',
+      error: { code, message },
+      records: [
+        errorRecord(ctx.streamId, ctx.cycleId, code, message, {
+          prompt,
+          window: plan.window,
+          stats: {
+            skipped_cycles: ctx.takeSkipped(),
+            records_dropped: ctx.takeRecordsDropped(),
+            input_tokens: plan.estimate,
+            frames_dropped_by_gating: plan.framesDropped,
+          },
+        }, now()),
+      ],
+    };
+  }
+  const total = now() - ctx.startedAt;
+  const gstats: GenerationRecord['stats'] = {
+    frame_count: plan.frameCount,
+    audio_duration_ms: plan.audioDurationMs,
+    input_tokens: gen.usage.promptTokens ?? plan.estimate,
+    max_new_tokens: plan.request.maxNewTokens,
+    frames_dropped_by_gating: plan.framesDropped,
+    skipped_cycles: ctx.takeSkipped(),
+    records_dropped: ctx.takeRecordsDropped(),
+    timings_ms: { encode: round(gen.encodeMs), model: round(gen.modelMs), total: round(total) },
+  };
+  if (gen.firstTokenMs !== undefined) gstats.timings_ms.first_token = round(gen.firstTokenMs);
+  if (plan.audioDropped) gstats.audio_dropped_by_gating = true;
+  if (plan.audioSilent) gstats.audio_silent = true;
+  const generation: GenerationRecord = {
+    type: 'generation',
+    stream_id: ctx.streamId,
+    timestamp_ms: Math.floor(now()),
+    cycle_id: ctx.cycleId,
+    prompt,
+    text: gen.text,
+    window: plan.window,
+    stats: gstats,
+    usage: toUsage(gen.usage),
+  };
+  if (gen.finishReason !== undefined) generation.finish_reason = gen.finishReason;
+  const records: CycleRecord[] = [generation];
+  let remember: HistoryEntry = { cycleId: ctx.cycleId, prompt, text: gen.text, windowEndMs: plan.window.end_ms };
+
+  if (ctx.correctionHistory !== undefined && gen.text.trim() !== '') {
+    const t0 = now();
+    const cprompt = correctionPrompt(ctx.correctionHistory, remember);
+    try {
+      const corr = await collect(
+        ctx.backend.generate({
+          prompt: cprompt,
+          images: [],
+          maxNewTokens: plan.request.maxNewTokens,
+          ...(plan.request.sampling ? { sampling: plan.request.sampling } : {}),
+          signal: ctx.signal,
+        }),
+      );
+      const correctMs = now() - t0;
+      records.push({
+        type: 'correction',
+        stream_id: ctx.streamId,
+        timestamp_ms: Math.floor(now()),
+        cycle_id: ctx.cycleId,
+        history_len: ctx.correctionHistory.length,
+        corrected_text: corr.text,
+        window: plan.window,
+        stats: {
+          input_tokens: corr.usage.promptTokens ?? ctx.backend.countTextTokens(cprompt) + 10,
+          max_new_tokens: plan.request.maxNewTokens,
+          records_dropped: ctx.takeRecordsDropped(),
+          timings_ms: { generate: round(gen.modelMs + gen.encodeMs), correct: round(correctMs), total: round(now() - ctx.startedAt) },
+        },
+        usage: toUsage(corr.usage),
+      });
+      if (corr.text.trim() !== '') remember = { ...remember, text: corr.text };
+    } catch (err) {
+      const aborted = ctx.signal.aborted;
+      const code = aborted ? 'cycle_aborted' : errorCode(err);
+      records.push(
+        errorRecord(ctx.streamId, ctx.cycleId, code, aborted ? 'the stream stopped during the correction pass' : `correction pass failed: ${errorMessage(err)}`, {}, now()),
+      );
+      return { records, remember, outcome: aborted ? 'aborted' : 'error', error: { code, message: errorMessage(err) } };
+    }
+  }
+  return { records, remember, outcome: 'ok' };
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 10) / 10;
+}

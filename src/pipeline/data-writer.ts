@@ -1,0 +1,246 @@
+/**
+ * The bounded, in-order, retrying writer behind the data and events channels.
+ *
+ * Items wait in one FIFO. A pump takes a batch from the head (all items ready within `batchMs`, up to
+ * a segment size cap), publishes it as one trickle segment, and only forgets it once the publish
+ * succeeded; a failed batch goes back to the head and is retried with backoff on a fresh segment.
+ * So a data-channel hiccup (channel deleted and re-created, server restarting) delays records but
+ * neither loses nor reorders them. The queue is bounded by item count and bytes; past the bound the
+ * oldest waiting items are dropped and counted (the counter is read by the next record).
+ */
+import type { Logger } from '../log.js';
+import { errorMessage } from '../errors.js';
+
+/** What the writer needs from a trickle publisher (TricklePublisher satisfies it). */
+export interface SegmentSink {
+  publish(data: Buffer | string): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface SegmentQueueOptions {
+  sink: SegmentSink;
+  /** Most items waiting (including a batch in flight). */
+  maxItems?: number;
+  /** Most bytes waiting (including a batch in flight). */
+  maxBytes?: number;
+  /** How long the first item of an idle queue waits for company before its segment goes out. */
+  batchMs?: number;
+  /** Most items in one segment (1 = one item per segment, as the events channel requires). */
+  maxItemsPerSegment?: number;
+  maxSegmentBytes?: number;
+  retryMinMs?: number;
+  retryMaxMs?: number;
+  logger?: Logger;
+  /** Called after each successful segment with the number of items it carried. */
+  onPublished?: (items: number) => void;
+  /** Called when items are dropped past the bound. */
+  onDropped?: (items: number) => void;
+  /** Called after each failed publish (the batch is kept and retried). */
+  onPublishError?: (err: unknown) => void;
+}
+
+export interface SegmentQueueStats {
+  queued: number;
+  queuedBytes: number;
+  published: number;
+  segments: number;
+  dropped: number;
+  publishFailures: number;
+}
+
+interface Item {
+  data: string;
+  bytes: number;
+}
+
+export class SegmentQueue {
+  private readonly opts: Required<Omit<SegmentQueueOptions, 'logger' | 'onPublished' | 'onDropped' | 'onPublishError'>> &
+    SegmentQueueOptions;
+  private queue: Item[] = [];
+  private inflight: Item[] = [];
+  private bytes = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private pumping: Promise<void> | undefined;
+  private backoffMs: number;
+  private wake: (() => void) | undefined;
+  private closing = false;
+  private closed = false;
+  private droppedSinceTake = 0;
+  private readonly counters = { published: 0, segments: 0, dropped: 0, publishFailures: 0 };
+
+  constructor(opts: SegmentQueueOptions) {
+    this.opts = {
+      maxItems: 1000,
+      maxBytes: 8 * 1024 * 1024,
+      batchMs: 100,
+      maxItemsPerSegment: 1000,
+      maxSegmentBytes: 1024 * 1024,
+      retryMinMs: 100,
+      retryMaxMs: 2000,
+      ...opts,
+    };
+    this.backoffMs = this.opts.retryMinMs;
+  }
+
+  /** Queues one item (a whole JSON line for data; a whole event body for events). */
+  enqueue(data: string): void {
+    if (this.closed) {
+      this.countDrop(1);
+      return;
+    }
+    const item = { data, bytes: Buffer.byteLength(data, 'utf8') };
+    this.queue.push(item);
+    this.bytes += item.bytes;
+    this.enforceBound();
+    this.schedule(this.closing ? 0 : this.opts.batchMs);
+  }
+
+  /** Drops counted since the previous call (for the next record's `stats.records_dropped`). */
+  takeDropped(): number {
+    const n = this.droppedSinceTake;
+    this.droppedSinceTake = 0;
+    return n;
+  }
+
+  stats(): SegmentQueueStats {
+    return {
+      queued: this.queue.length + this.inflight.length,
+      queuedBytes: this.bytes,
+      ...this.counters,
+    };
+  }
+
+  /**
+   * Publishes what is queued (no batching delay), retrying until the queue is empty or `timeoutMs`
+   * passed; then closes the sink. Whatever is still queued at the deadline counts as dropped.
+   */
+  async close(timeoutMs = 5000): Promise<void> {
+    if (this.closed) return;
+    this.closing = true;
+    if (this.queue.length > 0 || this.inflight.length > 0) {
+      this.schedule(0);
+      this.wake?.();
+      let timer: NodeJS.Timeout | undefined;
+      const deadline = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, timeoutMs);
+      });
+      await Promise.race([this.drained(), deadline]);
+      clearTimeout(timer);
+    }
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.wake?.();
+    const left = this.queue.length + this.inflight.length;
+    if (left > 0) {
+      this.opts.logger?.warn({ left }, 'closing with items still queued; counted as dropped');
+      this.queue = [];
+      this.bytes = 0;
+      this.countDrop(left);
+    }
+    try {
+      await this.opts.sink.close();
+    } catch (err) {
+      this.opts.logger?.debug({ err: errorMessage(err) }, 'sink close failed');
+    }
+  }
+
+  private async drained(): Promise<void> {
+    while (!this.closed && (this.queue.length > 0 || this.inflight.length > 0 || this.pumping)) {
+      await (this.pumping ?? new Promise<void>((r) => setTimeout(r, 5)));
+    }
+  }
+
+  private countDrop(n: number): void {
+    this.counters.dropped += n;
+    this.droppedSinceTake += n;
+    this.opts.onDropped?.(n);
+  }
+
+  private enforceBound(): void {
+    let dropped = 0;
+    // In-flight items count toward the bound but cannot be pulled back mid-publish; drop among the
+    // waiting ones, oldest first, keeping at least the newest item.
+    while (
+      this.queue.length > 1 &&
+      (this.queue.length + this.inflight.length > this.opts.maxItems || this.bytes > this.opts.maxBytes)
+    ) {
+      const it = this.queue.shift()!;
+      this.bytes -= it.bytes;
+      dropped++;
+    }
+    if (dropped > 0) {
+      this.opts.logger?.warn({ dropped }, 'queue bound reached; oldest items dropped');
+      this.countDrop(dropped);
+    }
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.pumping || this.closed) return;
+    if (this.timer) {
+      if (delayMs > 0) return;
+      clearTimeout(this.timer);
+    }
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.pumping = this.pump().finally(() => {
+        this.pumping = undefined;
+        if (this.queue.length > 0 && !this.closed) this.schedule(0);
+      });
+    }, delayMs);
+  }
+
+  private takeBatch(): Item[] {
+    const batch: Item[] = [];
+    let size = 0;
+    while (this.queue.length > 0 && batch.length < this.opts.maxItemsPerSegment) {
+      const next = this.queue[0]!;
+      if (batch.length > 0 && size + next.bytes > this.opts.maxSegmentBytes) break;
+      batch.push(this.queue.shift()!);
+      size += next.bytes;
+    }
+    return batch;
+  }
+
+  private async pump(): Promise<void> {
+    while (this.queue.length > 0 && !this.closed) {
+      this.inflight = this.takeBatch();
+      const body = this.inflight.map((i) => i.data).join('');
+      try {
+        await this.opts.sink.publish(body);
+        const n = this.inflight.length;
+        for (const it of this.inflight) this.bytes -= it.bytes;
+        this.inflight = [];
+        this.counters.published += n;
+        this.counters.segments++;
+        this.backoffMs = this.opts.retryMinMs;
+        this.opts.onPublished?.(n);
+      } catch (err) {
+        this.counters.publishFailures++;
+        this.opts.onPublishError?.(err);
+        this.opts.logger?.debug({ err: errorMessage(err), retry_ms: this.backoffMs }, 'segment publish failed; will retry');
+        // Back to the head, in order; the bound is re-applied in case the outage let the queue grow.
+        this.queue.unshift(...this.inflight);
+        this.inflight = [];
+        this.enforceBound();
+        if (this.closed) return;
+        await this.sleep(this.backoffMs);
+        this.backoffMs = Math.min(this.opts.retryMaxMs, this.backoffMs * 2);
+      }
+    }
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(() => {
+        this.wake = undefined;
+        resolve();
+      }, ms);
+      this.wake = () => {
+        clearTimeout(t);
+        this.wake = undefined;
+        resolve();
+      };
+    });
+  }
+}

@@ -1,0 +1,147 @@
+/**
+ * Data-channel records: their shapes and their serialisation to one NDJSON line each.
+ * The gateway reads the data channel with a line scanner that breaks on lines over 64 KiB (spec §6.7),
+ * so serialisation enforces a byte limit by truncating the free-text fields and flagging `truncated`.
+ */
+
+export interface RecordWindow {
+  start_ms: number;
+  end_ms: number;
+}
+
+export interface RecordUsage {
+  prompt_tokens?: number;
+  completion_tokens?: number;
+}
+
+export interface GenerationStats {
+  frame_count: number;
+  audio_duration_ms: number;
+  input_tokens: number;
+  max_new_tokens: number;
+  frames_dropped_by_gating: number;
+  audio_dropped_by_gating?: boolean;
+  audio_silent?: boolean;
+  /** Cycles that came due while this stream's previous cycle was still running, since the last record. */
+  skipped_cycles: number;
+  /** Records dropped past the data queue's bound, since the last record that reported drops. */
+  records_dropped: number;
+  timings_ms: { encode: number; model: number; total: number; first_token?: number };
+}
+
+export interface GenerationRecord {
+  type: 'generation';
+  stream_id: string;
+  timestamp_ms: number;
+  cycle_id: number;
+  prompt: string;
+  text: string;
+  window: RecordWindow;
+  stats: GenerationStats;
+  usage: RecordUsage;
+  finish_reason?: string;
+  truncated?: boolean;
+}
+
+export interface CorrectionRecord {
+  type: 'correction';
+  stream_id: string;
+  timestamp_ms: number;
+  /** The generation record this rewrites. */
+  cycle_id: number;
+  history_len: number;
+  corrected_text: string;
+  window: RecordWindow;
+  stats: {
+    input_tokens: number;
+    max_new_tokens: number;
+    records_dropped: number;
+    timings_ms: { generate: number; correct: number; total: number };
+  };
+  usage: RecordUsage;
+  truncated?: boolean;
+}
+
+export interface ErrorRecord {
+  type: 'error';
+  stream_id: string;
+  timestamp_ms: number;
+  cycle_id: number;
+  prompt?: string;
+  window?: RecordWindow;
+  error: { code: string; message: string };
+  stats?: { skipped_cycles: number; records_dropped: number; input_tokens?: number; frames_dropped_by_gating?: number };
+  truncated?: boolean;
+}
+
+export type DataRecord = GenerationRecord | CorrectionRecord | ErrorRecord;
+
+/** Bytes per line including its `\n`; the gateway's bufio.Scanner default buffer is 64 KiB. */
+export const MAX_LINE_BYTES = 64 * 1024 - 1;
+
+/** Longest prefix of `s` whose UTF-8 encoding is at most `maxBytes`, never splitting a code point. */
+export function truncateUtf8(s: string, maxBytes: number): string {
+  if (maxBytes <= 0) return '';
+  const buf = Buffer.from(s, 'utf8');
+  if (buf.length <= maxBytes) return s;
+  let end = maxBytes;
+  // Back up over UTF-8 continuation bytes (10xxxxxx) so the cut lands on a character boundary.
+  while (end > 0 && (buf[end]! & 0xc0) === 0x80) end--;
+  return buf.subarray(0, end).toString('utf8');
+}
+
+type TextField = 'text' | 'corrected_text' | 'error' | 'prompt';
+
+function getField(r: DataRecord, f: TextField): string | undefined {
+  if (f === 'error') return r.type === 'error' ? r.error.message : undefined;
+  const v = (r as unknown as Record<string, unknown>)[f];
+  return typeof v === 'string' ? v : undefined;
+}
+
+function setField(r: DataRecord, f: TextField, v: string): DataRecord {
+  if (f === 'error') return r.type === 'error' ? { ...r, error: { ...r.error, message: v } } : r;
+  return { ...r, [f]: v } as DataRecord;
+}
+
+/**
+ * One `\n`-terminated JSON line of at most `maxBytes` bytes. Oversized records lose the tail of their
+ * free text (model output first, then the prompt echo) and carry `truncated: true`.
+ */
+export function serializeRecord(record: DataRecord, maxBytes = MAX_LINE_BYTES): string {
+  let line = JSON.stringify(record) + '\n';
+  let bytes = Buffer.byteLength(line, 'utf8');
+  if (bytes <= maxBytes) return line;
+  let r: DataRecord = { ...record, truncated: true };
+  for (const f of ['text', 'corrected_text', 'error', 'prompt'] as const) {
+    const v = getField(r, f);
+    if (v === undefined || v.length === 0) continue;
+    line = JSON.stringify(r) + '\n';
+    bytes = Buffer.byteLength(line, 'utf8');
+    if (bytes <= maxBytes) break;
+    const over = bytes - maxBytes;
+    // JSON escaping can make a character cost up to 6 bytes on the wire (\uXXXX), so measure the
+    // encoded field rather than the raw string and shrink until the line fits.
+    let keep = Math.max(0, Buffer.byteLength(v, 'utf8') - over);
+    for (;;) {
+      const candidate = setField(r, f, truncateUtf8(v, keep));
+      const l = JSON.stringify(candidate) + '\n';
+      const b = Buffer.byteLength(l, 'utf8');
+      if (b <= maxBytes || keep === 0) {
+        r = candidate;
+        line = l;
+        bytes = b;
+        break;
+      }
+      keep = Math.max(0, keep - Math.max(b - maxBytes, Math.ceil(keep / 16)));
+    }
+    if (bytes <= maxBytes) return line;
+  }
+  return line;
+}
+
+export function toUsage(u: { promptTokens?: number; completionTokens?: number } | undefined): RecordUsage {
+  const out: RecordUsage = {};
+  if (u?.promptTokens !== undefined) out.prompt_tokens = u.promptTokens;
+  if (u?.completionTokens !== undefined) out.completion_tokens = u.completionTokens;
+  return out;
+}

@@ -1,0 +1,621 @@
+/**
+ * One running stream: wires trickle input → relay (passthrough) + sampler → rolling buffers →
+ * stream-time scheduler → cycles → data records, with live control (HTTP and control channel) and the
+ * events channel. Implements the StreamSession contract (types.ts) that the control API drives.
+ *
+ * Concurrency rules: at most one cycle in flight (a due cycle finding one running is skipped and
+ * counted); stop aborts the running model request, then flushes queued records and events, then
+ * closes every channel; `done` settles once all of that is over and never rejects.
+ */
+import { KNOWN_PARAM_KEYS, parseParamsUpdate, type StreamParams } from '../config/params.js';
+import { AppError, errorCode, errorMessage } from '../errors.js';
+import { childLogger, type Logger } from '../log.js';
+import { metrics } from '../metrics.js';
+import type { ModelBackend } from '../model/backend.js';
+import type { SamplerSettings } from '../media/types.js';
+import { MediaSampler } from '../media/sampler.js';
+import { MediaRelay } from '../media/relay.js';
+import { TricklePublisher } from '../trickle/publisher.js';
+import { TrickleSubscriber } from '../trickle/subscriber.js';
+import { AudioBuffer, FrameBuffer } from './buffers.js';
+import { ControlReader, type ControlMessage } from './control.js';
+import { DEFAULT_CORRECTION_HISTORY, OutputHistory } from './context.js';
+import { errorRecord, planCycle, runCycle, type CycleRecord } from './cycle.js';
+import { SegmentQueue } from './data-writer.js';
+import { EventsWriter } from './events.js';
+import { serializeRecord } from './records.js';
+import { StreamTimeScheduler } from './scheduler.js';
+import { RateMeter, statusEventFields, type StatusInputs } from './status.js';
+import type { SessionFactory, StreamEnd, StreamSession, StreamStartConfig, StreamStatusSnapshot } from './types.js';
+
+export interface SessionDeps {
+  backend: ModelBackend;
+  logger?: Logger;
+  /** Heartbeat (and status event) cadence; the gateway needs one at least every 30 s. */
+  heartbeatMs?: number;
+  /** How long a record waits for others to share its data segment. */
+  dataBatchMs?: number;
+  dataQueueMaxRecords?: number;
+  dataQueueMaxBytes?: number;
+  /** Bound on flushing queued records/events at stop. */
+  flushTimeoutMs?: number;
+  /** When input ends, how long a running cycle may still take before it is aborted. */
+  drainCycleMs?: number;
+  /** Bound on waiting for an aborted model request to settle at stop. */
+  abortWaitMs?: number;
+  samplerMaxPendingBytes?: number;
+}
+
+interface Counters {
+  segments_in: number;
+  bytes_in: number;
+  frames_in: number;
+  audio_chunks_in: number;
+  audio_ms_in: number;
+  cycles_started: number;
+  cycles_completed: number;
+  cycles_failed: number;
+  cycles_aborted: number;
+  cycles_skipped: number;
+  cycles_empty: number;
+  corrections: number;
+  frames_dropped_by_gating: number;
+  records_queued: number;
+  records_published: number;
+  records_dropped: number;
+  data_publish_failures: number;
+  control_messages: number;
+  control_errors: number;
+  params_updates: number;
+  media_errors: number;
+}
+
+function samplerSettings(p: StreamParams, backend: ModelBackend): SamplerSettings {
+  return {
+    targetFps: p.target_fps,
+    enableDownscale: p.enable_downscale,
+    downscalePx: p.downscale_px,
+    modality: p.modality,
+    jpegQuality: p.jpeg_quality,
+    wantJpeg: backend.kind === 'openai',
+    wantRgb: backend.kind === 'transformers',
+  };
+}
+
+const SAMPLER_KEYS: ReadonlyArray<[keyof StreamParams, keyof SamplerSettings]> = [
+  ['target_fps', 'targetFps'],
+  ['enable_downscale', 'enableDownscale'],
+  ['downscale_px', 'downscalePx'],
+  ['modality', 'modality'],
+  ['jpeg_quality', 'jpegQuality'],
+];
+
+export class PipelineSession implements StreamSession {
+  readonly streamId: string;
+  readonly done: Promise<StreamEnd>;
+
+  private readonly cfg: StreamStartConfig;
+  private readonly deps: SessionDeps;
+  private readonly backend: ModelBackend;
+  private readonly log: Logger;
+  private p: StreamParams;
+  private extra: Record<string, unknown>;
+
+  private readonly frames: FrameBuffer;
+  private readonly audio: AudioBuffer;
+  private readonly scheduler: StreamTimeScheduler;
+  private readonly history = new OutputHistory();
+
+  private sampler: MediaSampler | undefined;
+  private relay: MediaRelay | undefined;
+  private data: SegmentQueue | undefined;
+  private events: EventsWriter | undefined;
+  private control: ControlReader | undefined;
+
+  private started = false;
+  private running = false;
+  private ending: Promise<void> | undefined;
+  private resolveDone!: (end: StreamEnd) => void;
+
+  private cycleSeq = 0;
+  private inflight: { promise: Promise<void>; abort: AbortController } | undefined;
+  private skippedPending = 0;
+  private firstOutputSent = false;
+  private dataOutage = false;
+  private endReason: StreamEnd['reason'] | undefined;
+
+  private readonly startedAtMs = Date.now();
+  private lastInputAtMs: number | undefined;
+  private lastOutputAtMs: number | undefined;
+  private lastCycleOk: boolean | undefined;
+  private lastParamsUpdateAtMs: number | undefined;
+  private lastError: { atMs: number; code: string; message: string } | undefined;
+  private lastFrameDims: { width: number; height: number } | undefined;
+  private readonly videoRate = new RateMeter();
+  private readonly audioRate = new RateMeter();
+  private readonly outRate = new RateMeter();
+  private readonly cycleRate = new RateMeter(30_000);
+  private readonly counters: Counters = {
+    segments_in: 0,
+    bytes_in: 0,
+    frames_in: 0,
+    audio_chunks_in: 0,
+    audio_ms_in: 0,
+    cycles_started: 0,
+    cycles_completed: 0,
+    cycles_failed: 0,
+    cycles_aborted: 0,
+    cycles_skipped: 0,
+    cycles_empty: 0,
+    corrections: 0,
+    frames_dropped_by_gating: 0,
+    records_queued: 0,
+    records_published: 0,
+    records_dropped: 0,
+    data_publish_failures: 0,
+    control_messages: 0,
+    control_errors: 0,
+    params_updates: 0,
+    media_errors: 0,
+  };
+
+  constructor(cfg: StreamStartConfig, deps: SessionDeps) {
+    this.cfg = cfg;
+    this.deps = deps;
+    this.streamId = cfg.streamId;
+    this.backend = deps.backend;
+    this.p = cfg.params;
+    this.extra = { ...cfg.extraParams };
+    this.log = (deps.logger ?? childLogger('pipeline')).child({ stream_id: cfg.streamId });
+    this.frames = new FrameBuffer(this.p.max_frames);
+    this.audio = new AudioBuffer(this.p.audio_window_s);
+    this.scheduler = new StreamTimeScheduler({
+      intervalMs: this.p.generate_every_s * 1000,
+      onDue: (pts, count) => this.onDue(pts, count),
+    });
+    this.done = new Promise<StreamEnd>((resolve) => {
+      this.resolveDone = resolve;
+    });
+  }
+
+  params(): StreamParams {
+    return this.p;
+  }
+
+  /** Unknown params keys received so far (start + updates), passed along untouched. */
+  extraParams(): Record<string, unknown> {
+    return { ...this.extra };
+  }
+
+  async start(): Promise<void> {
+    if (this.started) return;
+    this.started = true;
+    this.running = true;
+    const c = this.cfg;
+    const L = { stream_id: this.streamId };
+
+    if (c.dataUrl) {
+      this.data = new SegmentQueue({
+        sink: new TricklePublisher({ url: c.dataUrl, mimeType: 'application/jsonl', logger: this.log.child({ channel: 'data' }) }),
+        maxItems: this.deps.dataQueueMaxRecords ?? 1000,
+        maxBytes: this.deps.dataQueueMaxBytes ?? 8 * 1024 * 1024,
+        batchMs: this.deps.dataBatchMs ?? 100,
+        logger: this.log.child({ channel: 'data' }),
+        onPublished: (n) => {
+          this.dataOutage = false;
+          this.counters.records_published += n;
+          metrics.recordsPublished.inc(L, n);
+          metrics.queueDepth.set({ ...L, queue: 'data' }, this.data?.stats().queued ?? 0);
+          if (!c.publishUrl) this.noteFirstOutput();
+        },
+        onDropped: (n) => {
+          this.counters.records_dropped += n;
+          metrics.recordsDropped.inc(L, n);
+        },
+        onPublishError: (err) => {
+          this.counters.data_publish_failures++;
+          // Only the first failure of an outage is worth an event; the retries are expected.
+          if (!this.dataOutage) this.emitError('data_publish_failed', errorMessage(err), { channel: 'data' });
+          this.dataOutage = true;
+        },
+      });
+    }
+
+    if (c.eventsUrl) {
+      this.events = new EventsWriter({
+        sink: new TricklePublisher({ url: c.eventsUrl, mimeType: 'application/json', logger: this.log.child({ channel: 'events' }) }),
+        streamId: this.streamId,
+        heartbeatMs: this.deps.heartbeatMs ?? 10_000,
+        heartbeat: () => ({
+          urls: {
+            subscribe: c.subscribeUrl ?? '',
+            publish: c.publishUrl ?? '',
+            control: c.controlUrl ?? '',
+            events: c.eventsUrl ?? '',
+            data: c.dataUrl ?? '',
+          },
+          dimensions: {
+            width: this.p.width ?? this.lastFrameDims?.width ?? 0,
+            height: this.p.height ?? this.lastFrameDims?.height ?? 0,
+          },
+          fps: this.fps(),
+        }),
+        onTick: () => this.emitStatus(),
+        logger: this.log.child({ channel: 'events' }),
+      });
+      this.events.start();
+    }
+
+    if (c.controlUrl) {
+      const url = c.controlUrl;
+      this.control = new ControlReader({
+        connect: (start) => new TrickleSubscriber({ url, start, logger: this.log.child({ channel: 'control' }) }),
+        onMessage: (m) => this.onControl(m),
+        logger: this.log.child({ channel: 'control' }),
+      });
+      this.control.start();
+    }
+
+    if (c.subscribeUrl) {
+      const sampler = new MediaSampler({
+        settings: samplerSettings(this.p, this.backend),
+        ...(this.deps.samplerMaxPendingBytes !== undefined ? { maxPendingBytes: this.deps.samplerMaxPendingBytes } : {}),
+        logger: this.log.child({ component: 'sampler' }),
+      });
+      sampler.on('frame', (f) => {
+        if (!this.running) return;
+        this.counters.frames_in++;
+        this.videoRate.mark();
+        this.lastInputAtMs = Date.now();
+        this.lastFrameDims = { width: f.width, height: f.height };
+        metrics.framesSampled.inc(L);
+        this.frames.push(f);
+        this.scheduler.observe(f.ptsMs);
+      });
+      sampler.on('audio', (a) => {
+        if (!this.running) return;
+        const ms = (a.samples.length / a.sampleRate) * 1000;
+        this.counters.audio_chunks_in++;
+        this.counters.audio_ms_in += ms;
+        this.audioRate.mark();
+        this.lastInputAtMs = Date.now();
+        this.audio.push(a);
+        this.scheduler.observe(a.startPtsMs + ms);
+      });
+      sampler.on('error', (err: unknown) => {
+        this.counters.media_errors++;
+        this.emitError(errorCode(err), errorMessage(err), { source: 'sampler' });
+      });
+      this.sampler = sampler;
+
+      const relay = new MediaRelay({
+        subscriber: new TrickleSubscriber({ url: c.subscribeUrl, logger: this.log.child({ channel: 'input' }) }),
+        ...(c.publishUrl
+          ? { publisher: new TricklePublisher({ url: c.publishUrl, mimeType: 'video/MP2T', logger: this.log.child({ channel: 'output' }) }) }
+          : {}),
+        sampler,
+        logger: this.log.child({ component: 'relay' }),
+      });
+      relay.on('input-segment', (s: { seq: number; bytes: number }) => {
+        this.counters.segments_in++;
+        this.counters.bytes_in += s.bytes;
+        this.lastInputAtMs = Date.now();
+      });
+      relay.on('first-input-segment', () => this.events?.emit('receive_first_ingest_segment'));
+      relay.on('first-output-segment', () => this.noteFirstOutput());
+      relay.on('error', (err: unknown) => {
+        this.counters.media_errors++;
+        this.emitError(errorCode(err), errorMessage(err), { source: 'relay' });
+      });
+      this.relay = relay;
+      relay.run().then(
+        () => void this.end('input_ended'),
+        (err: unknown) => void this.end('error', err),
+      );
+    }
+    this.log.info({ urls: { subscribe: c.subscribeUrl, publish: c.publishUrl, data: c.dataUrl, control: c.controlUrl, events: c.eventsUrl } }, 'stream session started');
+  }
+
+  updateParams(next: StreamParams, changed: string[], raw: Record<string, unknown>): void {
+    for (const [k, v] of Object.entries(raw)) if (!KNOWN_PARAM_KEYS.has(k)) this.extra[k] = v;
+    this.apply(next, changed);
+    this.events?.emit('params_updated', { params: raw });
+  }
+
+  async stop(reason: StreamEnd['reason']): Promise<void> {
+    if (reason === 'stopped' && this.running && !this.ending) this.events?.emit('stream_stopped');
+    await this.end(reason);
+  }
+
+  status(): StreamStatusSnapshot {
+    const counters: Record<string, number> = { ...this.counters, cycles_in_flight: this.inflight ? 1 : 0 };
+    if (this.data) {
+      const s = this.data.stats();
+      counters.records_waiting = s.queued;
+    }
+    if (this.sampler) {
+      const s = this.sampler.stats();
+      counters.sampler_segments_dropped = s.segmentsDropped;
+      counters.decode_errors = s.decodeErrors;
+      counters.decoder_restarts = s.decoderRestarts;
+    }
+    if (this.relay) counters.output_segments_dropped = this.relay.stats().outputDropped;
+    if (this.events) {
+      const s = this.events.stats();
+      counters.events_published = s.published;
+      counters.events_dropped = s.dropped;
+    }
+    return {
+      stream_id: this.streamId,
+      running: this.running,
+      started_at_ms: this.startedAtMs,
+      fps: this.fps(),
+      counters,
+      params: this.p,
+    };
+  }
+
+  // ---- internals ----
+
+  private fps(): StreamStatusSnapshot['fps'] {
+    const v = this.videoRate.rate();
+    return {
+      ingress_video_fps: v,
+      ingress_audio_fps: this.audioRate.rate(),
+      // Output is passthrough: whatever arrives leaves at the same rate.
+      egress_video_fps: this.cfg.publishUrl ? v : 0,
+      egress_audio_fps: this.cfg.publishUrl ? this.audioRate.rate() : 0,
+    };
+  }
+
+  private noteFirstOutput(): void {
+    if (this.firstOutputSent) return;
+    this.firstOutputSent = true;
+    this.events?.emit('send_first_processed_segment');
+  }
+
+  private emitError(code: string, message: string, fields: Record<string, unknown> = {}): void {
+    this.lastError = { atMs: Date.now(), code, message };
+    this.log.warn({ code, err: message, ...fields }, 'stream error');
+    this.events?.emit('error', { error: { code, message }, message, ...fields });
+  }
+
+  private statusInputs(): StatusInputs {
+    return {
+      streamId: this.streamId,
+      running: this.running,
+      ended: this.endReason,
+      startedAtMs: this.startedAtMs,
+      lastInputAtMs: this.lastInputAtMs,
+      lastOutputAtMs: this.lastOutputAtMs,
+      lastCycleOk: this.lastCycleOk,
+      lastParamsUpdateAtMs: this.lastParamsUpdateAtMs,
+      lastError: this.lastError,
+      inputFps: this.videoRate.rate(),
+      cyclesPerS: this.cycleRate.rate(),
+      params: this.p,
+      counters: this.status().counters,
+    };
+  }
+
+  private emitStatus(): void {
+    this.events?.emit('status', statusEventFields(this.statusInputs()), 'ai_stream_status');
+  }
+
+  private apply(next: StreamParams, changed: string[]): void {
+    const prev = this.p;
+    this.p = next;
+    this.counters.params_updates++;
+    this.lastParamsUpdateAtMs = Date.now();
+    if (next.max_frames !== prev.max_frames) this.frames.resize(next.max_frames);
+    if (next.audio_window_s !== prev.audio_window_s) this.audio.resize(next.audio_window_s);
+    const patch: Partial<SamplerSettings> = {};
+    let samplerChanged = false;
+    for (const [pk, sk] of SAMPLER_KEYS) {
+      if (next[pk] !== prev[pk]) {
+        (patch as Record<string, unknown>)[sk] = next[pk];
+        samplerChanged = true;
+      }
+    }
+    if (samplerChanged) this.sampler?.updateSettings(patch);
+    // Last: a shorter cadence may make a cycle due right now, and that cycle must see the new params.
+    if (next.generate_every_s !== prev.generate_every_s) this.scheduler.setInterval(next.generate_every_s * 1000);
+    this.log.info({ changed }, 'parameters updated');
+  }
+
+  private onControl(m: ControlMessage): void {
+    if (!this.running || this.ending) return;
+    this.counters.control_messages++;
+    if (m.kind === 'invalid') {
+      this.counters.control_errors++;
+      this.emitError(m.code, m.message, { source: 'control', seq: m.seq });
+      return;
+    }
+    try {
+      const parsed = parseParamsUpdate(this.p, m.payload);
+      Object.assign(this.extra, parsed.extra);
+      this.apply(parsed.params, parsed.changed);
+      this.events?.emit('params_updated', { params: m.payload, source: 'control' });
+    } catch (err) {
+      this.counters.control_errors++;
+      this.emitError(errorCode(err), errorMessage(err), { source: 'control', seq: m.seq });
+    }
+  }
+
+  private onDue(_pts: number, count: number): void {
+    if (!this.running || this.ending) return;
+    if (this.inflight) {
+      this.skip(count);
+      return;
+    }
+    if (count > 1) this.skip(count - 1);
+    this.launchCycle();
+  }
+
+  private skip(n: number): void {
+    this.skippedPending += n;
+    this.counters.cycles_skipped += n;
+    metrics.cycles.inc({ stream_id: this.streamId, outcome: 'skipped' }, n);
+  }
+
+  private takeSkipped(): number {
+    const n = this.skippedPending;
+    this.skippedPending = 0;
+    return n;
+  }
+
+  private takeRecordsDropped = (): number => this.data?.takeDropped() ?? 0;
+
+  private publish(records: CycleRecord[]): void {
+    for (const r of records) {
+      this.counters.records_queued++;
+      this.data?.enqueue(serializeRecord(r));
+    }
+    if (this.data) metrics.queueDepth.set({ stream_id: this.streamId, queue: 'data' }, this.data.stats().queued);
+  }
+
+  private launchCycle(): void {
+    const startedAt = Date.now();
+    const historyN = this.p.context_history;
+    const planned = planCycle(
+      { frames: this.frames.snapshot(), audio: this.audio.snapshot() },
+      {
+        params: this.p,
+        capabilities: this.backend.capabilities,
+        countTextTokens: (t) => this.backend.countTextTokens(t),
+        history: this.history.last(historyN),
+      },
+    );
+    if (planned.kind === 'empty') {
+      this.counters.cycles_empty++;
+      metrics.cycles.inc({ stream_id: this.streamId, outcome: 'empty' });
+      return;
+    }
+    const cycleId = ++this.cycleSeq;
+    this.counters.cycles_started++;
+    if (planned.kind === 'error') {
+      this.counters.cycles_failed++;
+      this.lastCycleOk = false;
+      this.counters.frames_dropped_by_gating += planned.framesDropped;
+      metrics.cycles.inc({ stream_id: this.streamId, outcome: 'error' });
+      this.emitError(planned.code, planned.message, { cycle_id: cycleId });
+      this.publish([
+        errorRecord(this.streamId, cycleId, planned.code, planned.message, {
+          prompt: this.p.prompt,
+          ...(planned.window ? { window: planned.window } : {}),
+          stats: {
+            skipped_cycles: this.takeSkipped(),
+            records_dropped: this.takeRecordsDropped(),
+            input_tokens: planned.estimate,
+            frames_dropped_by_gating: planned.framesDropped,
+          },
+        }),
+      ]);
+      return;
+    }
+    const plan = planned.plan;
+    this.counters.frames_dropped_by_gating += plan.framesDropped;
+    const abort = new AbortController();
+    const correctionN = historyN > 0 ? historyN : DEFAULT_CORRECTION_HISTORY;
+    const promise = (async () => {
+      const result = await runCycle(plan, {
+        streamId: this.streamId,
+        cycleId,
+        backend: this.backend,
+        signal: abort.signal,
+        takeSkipped: () => this.takeSkipped(),
+        takeRecordsDropped: this.takeRecordsDropped,
+        correctionHistory: this.p.correction_enabled ? this.history.last(correctionN) : undefined,
+        startedAt,
+      });
+      this.publish(result.records);
+      if (result.remember) this.history.add(result.remember);
+      const outcome = result.outcome;
+      if (outcome === 'ok') {
+        this.counters.cycles_completed++;
+        this.lastCycleOk = true;
+        this.lastOutputAtMs = Date.now();
+        this.cycleRate.mark();
+        if (result.records.some((r) => r.type === 'correction')) this.counters.corrections++;
+      } else if (outcome === 'aborted') {
+        this.counters.cycles_aborted++;
+      } else {
+        this.counters.cycles_failed++;
+        this.lastCycleOk = false;
+        if (result.error) this.emitError(result.error.code, result.error.message, { cycle_id: cycleId });
+      }
+      metrics.cycles.inc({ stream_id: this.streamId, outcome });
+      metrics.cycleLatency.observe({ stream_id: this.streamId }, (Date.now() - startedAt) / 1000);
+    })()
+      .catch((err: unknown) => {
+        // runCycle turns model failures into records; reaching here is a bug, still never silent.
+        this.counters.cycles_failed++;
+        this.emitError('internal', errorMessage(err), { cycle_id: cycleId });
+        this.publish([errorRecord(this.streamId, cycleId, 'internal', errorMessage(err))]);
+      })
+      .finally(() => {
+        if (this.inflight?.promise === promise) this.inflight = undefined;
+      });
+    this.inflight = { promise, abort };
+  }
+
+  /** Waits for the running cycle, aborting it after `graceMs` (0 = abort at once); bounded by abortWaitMs. */
+  private async settleCycle(graceMs: number): Promise<void> {
+    const cur = this.inflight;
+    if (!cur) return;
+    let timer: NodeJS.Timeout | undefined;
+    if (graceMs <= 0) cur.abort.abort(new AppError('stream_stopped', 'stream stopped'));
+    else {
+      const graceOver = new Promise<void>((r) => {
+        timer = setTimeout(r, graceMs);
+      });
+      await Promise.race([cur.promise, graceOver]);
+      clearTimeout(timer);
+      cur.abort.abort(new AppError('stream_stopped', 'stream stopped'));
+    }
+    const waitOver = new Promise<void>((r) => {
+      timer = setTimeout(r, this.deps.abortWaitMs ?? 3000);
+    });
+    await Promise.race([cur.promise, waitOver]);
+    clearTimeout(timer);
+    if (this.inflight === cur) {
+      this.log.warn('model request did not settle after abort; abandoning it');
+      this.inflight = undefined;
+    }
+  }
+
+  private end(reason: StreamEnd['reason'], err?: unknown): Promise<void> {
+    this.ending ??= this.shutdown(reason, err);
+    return this.ending;
+  }
+
+  private async shutdown(reason: StreamEnd['reason'], err?: unknown): Promise<void> {
+    let error: AppError | undefined;
+    if (reason === 'error') {
+      error = err instanceof AppError ? err : new AppError(errorCode(err), errorMessage(err), { cause: err });
+      this.emitError(error.code, error.message, { source: 'stream' });
+    }
+    this.endReason = reason;
+    this.log.info({ reason }, 'stream session ending');
+    // A stream whose input ended lets its last cycle finish; a stop aborts it.
+    await this.settleCycle(reason === 'input_ended' ? (this.deps.drainCycleMs ?? 30_000) : 0);
+    this.running = false;
+    const flushMs = this.deps.flushTimeoutMs ?? 5000;
+    const closers: Array<Promise<unknown>> = [];
+    if (this.relay) closers.push(this.relay.stop().catch((e: unknown) => this.log.debug({ err: errorMessage(e) }, 'relay stop failed')));
+    if (this.sampler) closers.push(this.sampler.close().catch((e: unknown) => this.log.debug({ err: errorMessage(e) }, 'sampler close failed')));
+    if (this.control) closers.push(this.control.stop());
+    if (this.data) closers.push(this.data.close(flushMs));
+    await Promise.all(closers);
+    if (this.events) {
+      this.emitStatus();
+      await this.events.close(flushMs);
+    }
+    this.log.info({ reason, counters: this.status().counters }, 'stream session ended');
+    this.resolveDone(error ? { reason, error } : { reason });
+  }
+}
+
+export function createSessionFactory(deps: SessionDeps): SessionFactory {
+  return (config) => new PipelineSession(config, deps);
+}

@@ -1,0 +1,123 @@
+/**
+ * Media generators and probes shared by media, pipeline and demo tests. Streams are made by ffmpeg at
+ * test time (testsrc2 pattern + sine tone) and cached in a per-process temp dir.
+ */
+import { createHash } from 'node:crypto';
+import { generateTestStream, splitIntoSegments as split, type TestStreamOptions } from '../../src/media/test-source.js';
+import type { MediaSampler } from '../../src/media/sampler.js';
+import type { MediaError } from '../../src/media/errors.js';
+import type { AudioChunk, SampledFrame } from '../../src/media/types.js';
+import type { TricklePublisher } from '../../src/trickle/publisher.js';
+import type { TrickleSubscriber } from '../../src/trickle/subscriber.js';
+
+export type MakeTestStreamOptions = TestStreamOptions;
+
+/** A test-pattern MPEG-TS file (H.264 + AAC/Opus tone by default); returns its path. */
+export function makeTestStream(opts: MakeTestStreamOptions): Promise<string> {
+  return generateTestStream(opts);
+}
+
+/** Cuts a .ts file at every keyframe: one GOP per segment, each a self-contained TS. */
+export function splitIntoSegments(tsPath: string): Promise<Buffer[]> {
+  return split(tsPath);
+}
+
+/** Test stream already cut into one-GOP segments. */
+export async function makeTestSegments(opts: MakeTestStreamOptions): Promise<Buffer[]> {
+  return split(await generateTestStream(opts));
+}
+
+export function sha256(b: Buffer): string {
+  return createHash('sha256').update(b).digest('hex');
+}
+
+/** Frequency (Hz) of the strongest spectral peak, by a direct DFT scan over 20 Hz … 4 kHz in 1 Hz steps. */
+export function dominantFrequency(samples: Float32Array, sampleRate = 16000): number {
+  // Take up to one second from the middle (past codec priming).
+  const n = Math.min(samples.length, sampleRate);
+  const start = Math.max(0, Math.floor((samples.length - n) / 2));
+  const x = samples.subarray(start, start + n);
+  let best = 0;
+  let bestHz = 0;
+  for (let hz = 20; hz <= 4000; hz++) {
+    const w = (2 * Math.PI * hz) / sampleRate;
+    let re = 0;
+    let im = 0;
+    for (let i = 0; i < x.length; i++) {
+      re += x[i]! * Math.cos(w * i);
+      im -= x[i]! * Math.sin(w * i);
+    }
+    const p = re * re + im * im;
+    if (p > best) {
+      best = p;
+      bestHz = hz;
+    }
+  }
+  return bestHz;
+}
+
+export function concatAudio(chunks: AudioChunk[]): Float32Array {
+  const total = chunks.reduce((s, c) => s + c.samples.length, 0);
+  const out = new Float32Array(total);
+  let o = 0;
+  for (const c of chunks) {
+    out.set(c.samples, o);
+    o += c.samples.length;
+  }
+  return out;
+}
+
+export interface SamplerCapture {
+  frames: SampledFrame[];
+  audio: AudioChunk[];
+  errors: MediaError[];
+}
+
+/** Records everything a sampler emits. */
+export function capture(sampler: MediaSampler): SamplerCapture {
+  const c: SamplerCapture = { frames: [], audio: [], errors: [] };
+  sampler.on('frame', (f) => c.frames.push(f));
+  sampler.on('audio', (a) => c.audio.push(a));
+  sampler.on('error', (e) => c.errors.push(e));
+  return c;
+}
+
+/** Feeds whole segments to a sampler, in `chunkSize` pieces, as the relay would. */
+export function feedSegments(sampler: MediaSampler, segments: Buffer[], firstSeq = 0, chunkSize = 64 * 1024): void {
+  segments.forEach((seg, i) => {
+    sampler.beginSegment(firstSeq + i);
+    for (let o = 0; o < seg.length; o += chunkSize) sampler.push(seg.subarray(o, o + chunkSize));
+    sampler.endSegment();
+  });
+}
+
+/** Publishes each buffer as one trickle segment, written in pieces (so the reader sees a live body). */
+export async function publishSegments(pub: TricklePublisher, segments: Buffer[], chunkSize = 32 * 1024): Promise<void> {
+  for (const seg of segments) {
+    const out = await pub.next();
+    for (let o = 0; o < seg.length; o += chunkSize) await out.write(seg.subarray(o, o + chunkSize));
+    await out.end();
+  }
+}
+
+/** Reads `count` segments (or until end of stream) and returns their bytes, in order. */
+export async function readSegments(sub: TrickleSubscriber, count: number): Promise<Array<{ seq: number; bytes: Buffer }>> {
+  const out: Array<{ seq: number; bytes: Buffer }> = [];
+  while (out.length < count) {
+    const seg = await sub.next();
+    if (!seg) break;
+    const parts: Buffer[] = [];
+    for await (const c of seg.body as AsyncIterable<Buffer>) parts.push(c);
+    out.push({ seq: seg.seq, bytes: Buffer.concat(parts) });
+  }
+  return out;
+}
+
+/** Resolves when `pred` holds, polling every 20 ms; rejects after `timeoutMs`. */
+export async function waitFor(pred: () => boolean, timeoutMs = 10_000, what = 'condition'): Promise<void> {
+  const t0 = Date.now();
+  while (!pred()) {
+    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

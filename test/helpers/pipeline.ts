@@ -1,0 +1,168 @@
+/**
+ * Test helpers for the generation loop: a trickle channel reader that collects whole segments and
+ * their NDJSON lines / JSON bodies, and a `waitFor` poller. Real HTTP throughout (the embedded trickle
+ * server and the real TrickleSubscriber).
+ */
+import { TrickleSubscriber } from '../../src/trickle/subscriber.js';
+import { TrickleServer } from '../../src/trickle/server.js';
+import { TricklePublisher } from '../../src/trickle/publisher.js';
+import { parseStartParams, type ParamsInput } from '../../src/config/params.js';
+import type { ModelBackend } from '../../src/model/backend.js';
+import { createSessionFactory, type PipelineSession, type SessionDeps } from '../../src/pipeline/session.js';
+
+export interface ChannelCollector {
+  /** Each segment's body, in arrival order. */
+  segments: string[];
+  /** Every line of every segment (for NDJSON channels). */
+  lines: string[];
+  /** Parsed lines. */
+  records: Array<Record<string, unknown>>;
+  /** Resolves when the subscription ended (404, channel closed, or stop()). */
+  ended: Promise<void>;
+  stop(): Promise<void>;
+}
+
+async function readAll(body: NodeJS.ReadableStream): Promise<string> {
+  const parts: Buffer[] = [];
+  for await (const c of body) parts.push(Buffer.isBuffer(c) ? c : Buffer.from(c as string));
+  return Buffer.concat(parts).toString('utf8');
+}
+
+/** Reads a channel from `start` until it ends; `mode` says whether bodies are NDJSON or one JSON each. */
+export function collectChannel(url: string, opts: { start?: number; mode?: 'ndjson' | 'json' } = {}): ChannelCollector {
+  const sub = new TrickleSubscriber({ url, start: opts.start ?? 0, retryDelayMs: 50, maxRetries: 1000 });
+  const c: ChannelCollector = {
+    segments: [],
+    lines: [],
+    records: [],
+    ended: Promise.resolve(),
+    stop: async () => {
+      await sub.close();
+      await c.ended;
+    },
+  };
+  c.ended = (async () => {
+    try {
+      for (;;) {
+        const seg = await sub.next();
+        if (!seg) return;
+        const text = await readAll(seg.body);
+        c.segments.push(text);
+        if (opts.mode === 'json') {
+          if (text.trim() !== '') c.records.push(JSON.parse(text) as Record<string, unknown>);
+          continue;
+        }
+        for (const line of text.split('\n')) {
+          if (line === '') continue;
+          c.lines.push(line);
+          c.records.push(JSON.parse(line) as Record<string, unknown>);
+        }
+      }
+    } catch {
+      // closed mid-body by stop(): whatever arrived is kept
+    }
+  })();
+  return c;
+}
+
+export async function waitFor(what: string, cond: () => boolean, timeoutMs = 10_000, everyMs = 20): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export interface PipelineHarness {
+  trickle: TrickleServer;
+  session: PipelineSession;
+  urls: { subscribeUrl: string; publishUrl: string; dataUrl: string; controlUrl: string; eventsUrl: string };
+  data: ChannelCollector;
+  events: ChannelCollector;
+  /** Publisher of the input channel (media). */
+  input: TricklePublisher;
+  /** Publisher of the control channel. */
+  control: TricklePublisher;
+  /** Publishes each buffer as one input segment, pausing `paceMs` between segments. */
+  feed(segments: Buffer[], paceMs?: number): Promise<void>;
+  /** Ends the input the way an orchestrator does: the channel is deleted. */
+  endInput(): Promise<void>;
+  generations(): Array<Record<string, unknown>>;
+  eventTypes(): string[];
+  close(): Promise<void>;
+}
+
+/**
+ * A StreamSession wired to an embedded trickle server with all five channels, a real media publisher
+ * on the input and real subscribers on data and events.
+ */
+export async function startPipelineHarness(opts: {
+  backend: ModelBackend;
+  params?: ParamsInput;
+  deps?: Partial<SessionDeps>;
+  streamId?: string;
+  /** Leave out the passthrough output channel. */
+  noOutput?: boolean;
+  /** Publish this on the control channel before the session starts (re-read at start). */
+  cachedControl?: string;
+}): Promise<PipelineHarness> {
+  const trickle = new TrickleServer();
+  await trickle.listen();
+  const names = { in: 'in', out: 'in-out', data: 'in-data', ctl: 'in-control', ev: 'in-events' };
+  trickle.createChannel(names.in, 'video/MP2T');
+  trickle.createChannel(names.out, 'video/MP2T');
+  trickle.createChannel(names.data, 'application/jsonl');
+  trickle.createChannel(names.ctl, 'application/json');
+  trickle.createChannel(names.ev, 'application/json');
+  const urls = {
+    subscribeUrl: trickle.channelUrl(names.in),
+    publishUrl: trickle.channelUrl(names.out),
+    dataUrl: trickle.channelUrl(names.data),
+    controlUrl: trickle.channelUrl(names.ctl),
+    eventsUrl: trickle.channelUrl(names.ev),
+  };
+  const input = new TricklePublisher({ url: urls.subscribeUrl, mimeType: 'video/MP2T' });
+  const control = new TricklePublisher({ url: urls.controlUrl, mimeType: 'application/json' });
+  if (opts.cachedControl !== undefined) await control.publish(opts.cachedControl);
+  const data = collectChannel(urls.dataUrl);
+  const events = collectChannel(urls.eventsUrl, { mode: 'json' });
+  const factory = createSessionFactory({ backend: opts.backend, heartbeatMs: 10_000, flushTimeoutMs: 3000, ...opts.deps });
+  const parsed = parseStartParams(opts.params ?? {});
+  const session = factory({
+    streamId: opts.streamId ?? 'req-test-1',
+    ...urls,
+    ...(opts.noOutput ? { publishUrl: undefined } : {}),
+    params: parsed.params,
+    extraParams: parsed.extra,
+  }) as PipelineSession;
+  await session.start();
+  return {
+    trickle,
+    session,
+    urls,
+    data,
+    events,
+    input,
+    control,
+    async feed(segments, paceMs = 0) {
+      for (const seg of segments) {
+        await input.publish(seg);
+        if (paceMs > 0) await sleep(paceMs);
+      }
+    },
+    async endInput() {
+      trickle.deleteChannel(names.in);
+    },
+    generations: () => data.records.filter((r) => r.type === 'generation'),
+    eventTypes: () => events.records.map((r) => (r.event as { type: string }).type),
+    async close() {
+      await session.stop('shutdown');
+      await session.done;
+      await Promise.all([input.close(), control.close()]);
+      await trickle.close();
+      await Promise.all([data.stop(), events.stop()]);
+    },
+  };
+}

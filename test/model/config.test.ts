@@ -1,0 +1,121 @@
+/** Backend selection from env/flags, request shaping helpers, WAV encoding and the tiny-model generator. */
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { encodeWavPcm16, fitAudioSamples, mergeAudioClips } from '../../src/model/audio.js';
+import { backendConfigFromEnv, createBackend, describeBackend, parseDtype } from '../../src/model/index.js';
+import { OpenAIBackend } from '../../src/model/openai.js';
+import { pickEvenly } from '../../src/model/request.js';
+import { makeTinyModel } from '../../src/model/tiny-model.js';
+import { TransformersBackend } from '../../src/model/transformers.js';
+
+describe('backend selection', () => {
+  it('defaults to the in-process backend with the E2B ONNX export when no engine URL is set', () => {
+    const cfg = backendConfigFromEnv({});
+    assert.equal(cfg.backend, 'transformers');
+    assert.equal(cfg.modelId, 'onnx-community/gemma-3n-E2B-it-ONNX');
+  });
+
+  it('picks the OpenAI backend and E4B when OPENAI_BASE_URL or VLLM_BASE_URL is set', () => {
+    for (const key of ['OPENAI_BASE_URL', 'VLLM_BASE_URL']) {
+      const cfg = backendConfigFromEnv({ [key]: 'http://vllm:8000/v1', OPENAI_API_KEY: 'k', REQUEST_TIMEOUT_MS: '1234' });
+      assert.equal(cfg.backend, 'openai');
+      assert.equal(cfg.baseURL, 'http://vllm:8000/v1');
+      assert.equal(cfg.modelId, 'google/gemma-3n-E4B-it');
+      assert.equal(cfg.timeoutMs, 1234);
+      assert.equal(cfg.apiKey, 'k');
+    }
+  });
+
+  it('lets flags override the environment and parses dtype strings and maps', () => {
+    const cfg = backendConfigFromEnv({ OPENAI_BASE_URL: 'http://x/v1', MODEL_DTYPE: 'q4' }, { backend: 'transformers', modelDir: '/m', dtype: 'embed_tokens=q8,decoder_model_merged=q4' });
+    assert.equal(cfg.backend, 'transformers');
+    assert.equal(cfg.modelDir, '/m');
+    assert.deepEqual(cfg.dtype, { embed_tokens: 'q8', decoder_model_merged: 'q4' });
+    assert.equal(parseDtype('q4f16'), 'q4f16');
+    assert.deepEqual(parseDtype('{"vision_encoder":"fp16"}'), { vision_encoder: 'fp16' });
+  });
+
+  it('rejects unknown backends, devices and audio parts, and an openai backend without a URL', () => {
+    assert.throws(() => backendConfigFromEnv({ BACKEND: 'llamacpp' }), /BACKEND/);
+    assert.throws(() => backendConfigFromEnv({ MODEL_DEVICE: 'tpu' }), /MODEL_DEVICE/);
+    assert.throws(() => backendConfigFromEnv({ MODEL_AUDIO_PART: 'mp3' }), /MODEL_AUDIO_PART/);
+    assert.throws(() => backendConfigFromEnv({ BACKEND: 'openai' }), /OPENAI_BASE_URL/);
+  });
+
+  it('creates the configured backend and describes it for /version', async () => {
+    const oa = createBackend(backendConfigFromEnv({ VLLM_BASE_URL: 'http://127.0.0.1:9/v1', MODEL_AUDIO_PART: 'audio_url', MODEL_MAX_IMAGES: '4' }));
+    assert.ok(oa instanceof OpenAIBackend);
+    assert.deepEqual(describeBackend(oa), {
+      backend: 'openai',
+      model_id: 'google/gemma-3n-E4B-it',
+      capabilities: { images: true, max_images: 4, audio: 'audio_url', tokens_per_image: 256, tokens_per_audio_clip: 188 },
+      engine: { base_url: 'http://127.0.0.1:9/v1' },
+    });
+    const tf = createBackend(backendConfigFromEnv({}));
+    assert.ok(tf instanceof TransformersBackend);
+    const d = describeBackend(tf);
+    assert.equal(d.backend, 'transformers');
+    assert.equal(d.capabilities.audio, 'raw');
+    assert.equal(d.engine.device, 'cpu');
+    await oa.close();
+    await tf.close();
+  });
+});
+
+describe('request shaping', () => {
+  it('pickEvenly keeps first and last and spreads the rest', () => {
+    assert.deepEqual(pickEvenly([0, 1, 2, 3, 4, 5, 6, 7, 8], 3), [0, 4, 8]);
+    assert.deepEqual(pickEvenly([1, 2], 5), [1, 2]);
+    assert.deepEqual(pickEvenly([1, 2, 3], 0), []);
+  });
+
+  it('pads audio to 1 s, caps it at 30 s and merges clips in time order', () => {
+    assert.equal(fitAudioSamples(new Float32Array(320)).length, 16000);
+    assert.equal(fitAudioSamples(new Float32Array(16000 * 31)).length, 16000 * 30);
+    const merged = mergeAudioClips([
+      { startPtsMs: 100, sampleRate: 16000, samples: Float32Array.of(3, 4) },
+      { startPtsMs: 0, sampleRate: 16000, samples: Float32Array.of(1, 2) },
+    ]);
+    assert.deepEqual([...merged!.samples], [1, 2, 3, 4]);
+    assert.equal(merged!.startPtsMs, 0);
+  });
+
+  it('encodes a 16 kHz mono PCM16 WAV with clipping', () => {
+    const wav = encodeWavPcm16(Float32Array.of(0, 1, -1, 2));
+    assert.equal(wav.length, 44 + 8);
+    assert.equal(wav.readUInt32LE(24), 16000);
+    assert.deepEqual([wav.readInt16LE(44), wav.readInt16LE(46), wav.readInt16LE(48), wav.readInt16LE(50)], [0, 32767, -32768, 32767]);
+  });
+});
+
+describe('make-tiny-model', () => {
+  it('writes the Gemma 3n ONNX export layout deterministically, labelled as a random-weight test model', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'tiny-det-'));
+    try {
+      await makeTinyModel(join(root, 'a'));
+      await makeTinyModel(join(root, 'b'));
+      const files = (await readdir(join(root, 'a'), { recursive: true })).sort();
+      for (const f of ['config.json', 'generation_config.json', 'preprocessor_config.json', 'processor_config.json', 'tokenizer.json', 'tokenizer_config.json', 'chat_template.jinja']) {
+        assert.ok(files.includes(f), f);
+      }
+      for (const stem of ['embed_tokens', 'vision_encoder', 'audio_encoder', 'decoder_model_merged']) assert.ok(files.includes(join('onnx', `${stem}.onnx`)), stem);
+      for (const f of files.filter((x) => x.includes('.'))) {
+        const [a, b] = await Promise.all([readFile(join(root, 'a', f)), readFile(join(root, 'b', f))]);
+        assert.equal(createHash('sha256').update(a).digest('hex'), createHash('sha256').update(b).digest('hex'), `${f} differs between runs`);
+      }
+      const config = JSON.parse(await readFile(join(root, 'a', 'config.json'), 'utf8')) as Record<string, unknown>;
+      assert.match(String(config._comment), /random-weight test model/);
+      const tok = JSON.parse(await readFile(join(root, 'a', 'tokenizer.json'), 'utf8')) as { model: { vocab: Record<string, number> } };
+      assert.equal(tok.model.vocab['<audio_soft_token>'], 262273);
+      assert.equal(tok.model.vocab['<image_soft_token>'], 262145);
+      assert.equal(tok.model.vocab['<start_of_audio>'], 256000);
+      assert.equal(tok.model.vocab['<end_of_image>'], 262144);
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+});

@@ -1,0 +1,122 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { TrickleServer } from '../../src/trickle/server.js';
+import { TricklePublisher } from '../../src/trickle/publisher.js';
+import { SegmentQueue, type SegmentSink } from '../../src/pipeline/data-writer.js';
+import { collectChannel, sleep, waitFor } from '../helpers/pipeline.js';
+
+const line = (i: number) => JSON.stringify({ type: 'generation', cycle_id: i, text: `record ${i}` }) + '\n';
+const ids = (records: Array<Record<string, unknown>>) => records.map((r) => r.cycle_id as number);
+const range = (a: number, b: number) => Array.from({ length: b - a + 1 }, (_, i) => a + i);
+
+test('records ready within the batch window share one segment, in order, one object per line', async (t) => {
+  const server = new TrickleServer();
+  await server.listen();
+  t.after(() => server.close());
+  server.createChannel('data', 'application/jsonl');
+  const url = server.channelUrl('data');
+  const col = collectChannel(url);
+  const q = new SegmentQueue({ sink: new TricklePublisher({ url, mimeType: 'application/jsonl' }), batchMs: 100 });
+  for (let i = 1; i <= 5; i++) q.enqueue(line(i));
+  await waitFor('5 records', () => col.records.length >= 5);
+  assert.deepEqual(ids(col.records), range(1, 5));
+  assert.equal(col.segments.length, 1, 'one segment for records enqueued together');
+  await sleep(250);
+  q.enqueue(line(6));
+  await waitFor('record 6', () => col.records.length >= 6);
+  assert.equal(col.segments.length, 2);
+  await q.close(2000);
+  await col.stop();
+  assert.equal(q.stats().dropped, 0);
+});
+
+test('no record is lost or reordered across a data-channel outage: channel deleted, server down 5 s, channel re-created', async (t) => {
+  let server = new TrickleServer();
+  await server.listen();
+  const port = server.port;
+  t.after(() => server.close());
+  server.createChannel('data', 'application/jsonl');
+  const url = server.channelUrl('data');
+  const col1 = collectChannel(url);
+  const q = new SegmentQueue({
+    sink: new TricklePublisher({ url, mimeType: 'application/jsonl', retryDelayMs: 50 }),
+    batchMs: 20,
+    retryMinMs: 50,
+    retryMaxMs: 500,
+  });
+  for (let i = 1; i <= 10; i++) {
+    q.enqueue(line(i));
+    await sleep(10);
+  }
+  await waitFor('first 10 records', () => col1.records.length >= 10);
+
+  server.deleteChannel('data');
+  await col1.ended; // the subscriber sees the channel go away
+  for (let i = 11; i <= 20; i++) q.enqueue(line(i));
+  await waitFor('a failed publish', () => q.stats().publishFailures > 0);
+
+  await server.close();
+  for (let i = 21; i <= 30; i++) {
+    q.enqueue(line(i));
+    await sleep(500); // 5 s of downtime while records keep coming
+  }
+  assert.equal(q.stats().queued, 20, 'everything since the outage is waiting');
+
+  server = new TrickleServer({ port });
+  await server.listen();
+  server.createChannel('data', 'application/jsonl');
+  const col2 = collectChannel(url);
+  await waitFor('the backlog', () => col2.records.length >= 20, 15_000);
+  for (let i = 31; i <= 35; i++) q.enqueue(line(i));
+  await waitFor('new records after recovery', () => col2.records.length >= 25);
+  await q.close(2000);
+  await col2.stop();
+
+  assert.deepEqual([...ids(col1.records), ...ids(col2.records)], range(1, 35));
+  assert.equal(q.stats().dropped, 0);
+  assert.equal(q.stats().queued, 0);
+});
+
+/** Fault injection: a sink whose publishes fail until `healthy` is set. */
+class FaultySink implements SegmentSink {
+  healthy = false;
+  bodies: string[] = [];
+  async publish(data: Buffer | string): Promise<void> {
+    if (!this.healthy) throw new Error('injected publish failure');
+    this.bodies.push(data.toString());
+  }
+  async close(): Promise<void> {}
+}
+
+test('past the bound the oldest waiting records are dropped, counted once, and the rest still go out in order', async () => {
+  const sink = new FaultySink();
+  const dropped: number[] = [];
+  const q = new SegmentQueue({ sink, maxItems: 5, batchMs: 1, retryMinMs: 10, retryMaxMs: 20, onDropped: (n) => dropped.push(n) });
+  for (let i = 1; i <= 8; i++) q.enqueue(line(i));
+  await waitFor('a failed attempt', () => q.stats().publishFailures > 0);
+  assert.equal(q.stats().dropped, 3);
+  assert.equal(q.takeDropped(), 3);
+  assert.equal(q.takeDropped(), 0, 'the drop count is reported once');
+  sink.healthy = true;
+  await waitFor('delivery', () => q.stats().queued === 0);
+  const got = sink.bodies.join('').trim().split('\n').map((l) => (JSON.parse(l) as { cycle_id: number }).cycle_id);
+  assert.deepEqual(got, [4, 5, 6, 7, 8]);
+  assert.equal(dropped.reduce((a, b) => a + b, 0), 3);
+  await q.close(100);
+});
+
+test('the byte bound applies too, and close() gives up after its deadline counting what is left', async () => {
+  const sink = new FaultySink();
+  const q = new SegmentQueue({ sink, maxItems: 1000, maxBytes: 300, batchMs: 1, retryMinMs: 10, retryMaxMs: 20 });
+  const big = (i: number) => JSON.stringify({ cycle_id: i, text: 'x'.repeat(100) }) + '\n';
+  for (let i = 1; i <= 6; i++) q.enqueue(big(i));
+  assert.ok(q.stats().queuedBytes <= 300);
+  const before = q.stats().dropped;
+  assert.ok(before >= 3);
+  const t0 = Date.now();
+  await q.close(200);
+  assert.ok(Date.now() - t0 < 2000);
+  assert.equal(q.stats().dropped, 6);
+  q.enqueue(big(7));
+  assert.equal(q.stats().dropped, 7, 'records after close are counted as dropped');
+});

@@ -1,0 +1,49 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { TrickleServer } from '../../src/trickle/server.js';
+import { TricklePublisher } from '../../src/trickle/publisher.js';
+import { EventsWriter } from '../../src/pipeline/events.js';
+import { collectChannel, waitFor } from '../helpers/pipeline.js';
+
+test('events: one {"event","queue_event_type"} body per segment, heartbeat at start and every interval', async (t) => {
+  const server = new TrickleServer();
+  await server.listen();
+  t.after(() => server.close());
+  server.createChannel('ev', 'application/json');
+  const url = server.channelUrl('ev');
+  const col = collectChannel(url, { mode: 'json' });
+  let ticks = 0;
+  const w = new EventsWriter({
+    sink: new TricklePublisher({ url, mimeType: 'application/json' }),
+    streamId: 'req-1',
+    heartbeatMs: 150,
+    heartbeat: () => ({
+      urls: { subscribe: 'a', publish: '', control: '', events: url, data: '' },
+      dimensions: { width: 512, height: 288 },
+      fps: { ingress_video_fps: 3, ingress_audio_fps: 50, egress_video_fps: 3, egress_audio_fps: 50 },
+    }),
+    onTick: () => ticks++,
+  });
+  w.start();
+  w.emit('receive_first_ingest_segment');
+  await waitFor('4 heartbeats', () => col.records.filter((r) => (r.event as { type: string }).type === 'heartbeat').length >= 4);
+  await w.close(1000);
+  await col.stop();
+  assert.equal(col.segments.length, col.records.length, 'one event per segment');
+  const first = col.records[0] as { event: Record<string, unknown>; queue_event_type: string };
+  assert.equal(first.queue_event_type, 'stream_heartbeat');
+  assert.equal(first.event.type, 'heartbeat');
+  assert.ok(Number.isInteger(first.event.timestamp));
+  assert.deepEqual(first.event.dimensions, { width: 512, height: 288 });
+  assert.deepEqual(Object.keys(first.event.urls as object).sort(), ['control', 'data', 'events', 'publish', 'subscribe']);
+  assert.deepEqual(Object.keys(first.event.fps as object).sort(), ['egress_audio_fps', 'egress_video_fps', 'ingress_audio_fps', 'ingress_video_fps']);
+  const second = col.records[1] as { event: Record<string, unknown>; queue_event_type: string };
+  assert.equal(second.event.type, 'receive_first_ingest_segment');
+  assert.equal(second.queue_event_type, 'ai_stream_events');
+  const hb = col.records.filter((r) => (r.event as { type: string }).type === 'heartbeat').map((r) => (r.event as { timestamp: number }).timestamp);
+  for (let i = 1; i < hb.length; i++) {
+    const gap = hb[i]! - hb[i - 1]!;
+    assert.ok(gap >= 100 && gap < 2000, `heartbeat gap ${gap} ms`);
+  }
+  assert.ok(ticks >= 4);
+});

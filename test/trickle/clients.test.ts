@@ -1,0 +1,348 @@
+/**
+ * Trickle subscriber and publisher over real HTTP on loopback: spec §7 client cases 19–23, streaming
+ * behaviour, and the failure paths (server gone mid-segment, connection refused, channel deleted while
+ * waiting, channel re-created). FaultyServer is the scripted double used only where a fault or an
+ * exact request log is needed.
+ */
+import assert from 'node:assert/strict';
+import type http from 'node:http';
+import { test } from 'node:test';
+import type { Readable } from 'node:stream';
+import { TrickleError } from '../../src/trickle/errors.js';
+import { TricklePublisher } from '../../src/trickle/publisher.js';
+import { TrickleSubscriber } from '../../src/trickle/subscriber.js';
+import { FaultyServer, rawRequest, sleep, startTrickleServer, until } from '../helpers/trickle.js';
+
+async function readAll(body: Readable): Promise<string> {
+  const parts: Buffer[] = [];
+  for await (const c of body) parts.push(c as Buffer);
+  return Buffer.concat(parts).toString();
+}
+
+function hang(_req: http.IncomingMessage, _res: http.ServerResponse): void {
+  // never answers: a long poll that stays pending until the test closes the server
+}
+
+test('case 19: a subscriber that gets 404 ends without retrying (exactly one GET)', async (t) => {
+  const fake = new FaultyServer((_req, res) => {
+    res.writeHead(404);
+    res.end('Stream not found\n');
+  });
+  const url = await fake.listen();
+  t.after(() => fake.close());
+  const sub = new TrickleSubscriber({ url: `${url}/ch`, retryDelayMs: 10 });
+  assert.equal(await sub.next(), null);
+  assert.equal(await sub.next(), null);
+  await sleep(100);
+  assert.equal(fake.requests.length, 1);
+  await sub.close();
+});
+
+test('case 20: a 470 with Lp-Trickle-Latest: 12 makes the very next GET ask for /12 with no retry pause', async (t) => {
+  const fake = new FaultyServer((req, res, n) => {
+    if (n === 1) {
+      res.writeHead(470, { 'Lp-Trickle-Latest': '12', 'Lp-Trickle-Seq': '3' });
+      res.end('Entry not found');
+    } else if (req.url === '/ch/12') {
+      res.writeHead(200, { 'Lp-Trickle-Seq': '12', 'Content-Type': 'text/plain' });
+      res.end('twelve');
+    } else hang(req, res);
+  });
+  const url = await fake.listen();
+  t.after(() => fake.close());
+  const sub = new TrickleSubscriber({ url: `${url}/ch`, start: 3, retryDelayMs: 5000 });
+  const started = Date.now();
+  const seg = await sub.next();
+  assert.ok(Date.now() - started < 2000, 'did not wait the 5 s retry pause');
+  assert.equal(seg?.seq, 12);
+  assert.equal(await readAll(seg.body), 'twelve');
+  assert.deepEqual(fake.requests.slice(0, 2).map((r) => r.url), ['/ch/3', '/ch/12']);
+  await sub.close();
+});
+
+test('case 21: a 200 with Lp-Trickle-Closed is end of stream and no further GET is sent', async (t) => {
+  const fake = new FaultyServer((_req, res) => {
+    res.writeHead(200, { 'Lp-Trickle-Closed': 'terminated', 'Lp-Trickle-Seq': '0' });
+    res.end();
+  });
+  const url = await fake.listen();
+  t.after(() => fake.close());
+  const sub = new TrickleSubscriber({ url: `${url}/ch`, start: -1 });
+  assert.equal(await sub.next(), null);
+  await sleep(100);
+  assert.equal(fake.requests.length, 1);
+  await sub.close();
+});
+
+test('case 22: after next() the publisher holds two POSTs (N active, N+1 preconnected) and sends no N+1 byte before N ends', async (t) => {
+  const events: string[] = [];
+  const fake = new FaultyServer((req, res) => {
+    const seq = req.url?.split('/').pop();
+    events.push(`open ${seq}`);
+    req.on('data', (c: Buffer) => events.push(`data ${seq} ${c.toString()}`));
+    req.on('end', () => {
+      events.push(`end ${seq}`);
+      res.writeHead(200, { 'Lp-Trickle-Seq': String(seq) });
+      res.end();
+    });
+  });
+  const url = await fake.listen();
+  t.after(() => fake.close());
+  const pub = new TricklePublisher({ url: `${url}/ch`, mimeType: 'text/plain' });
+  const s0 = await pub.next();
+  await until(() => events.filter((e) => e.startsWith('open')).length === 2);
+  assert.deepEqual(events, ['open 0', 'open 1']);
+  assert.equal(fake.requests[0]?.headers['content-type'], 'text/plain');
+  assert.equal(fake.requests[0]?.headers['transfer-encoding'], 'chunked');
+  await s0.write('a');
+  const s1 = await pub.next();
+  assert.equal(s1.seq, 1);
+  const early = s1.write('b'); // must be held back until s0's body has ended
+  await sleep(100);
+  assert.ok(!events.includes('data 1 b'), 'no byte of N+1 before N ended');
+  assert.equal(events.filter((e) => e.startsWith('open')).length, 3, 'N+2 preconnected');
+  await s0.end();
+  await early;
+  await s1.end();
+  assert.ok(events.indexOf('end 0') < events.indexOf('data 1 b'));
+  await pub.close();
+});
+
+test('case 23: close() ends the preconnected POST as a zero-byte segment (nextWrite advances) and DELETEs when configured', async (t) => {
+  const srv = await startTrickleServer();
+  t.after(() => srv.close());
+  srv.createChannel('keep', 'text/plain');
+  srv.createChannel('gone', 'text/plain');
+
+  const keep = new TricklePublisher({ url: srv.channelUrl('keep'), mimeType: 'text/plain' });
+  await keep.publish('one');
+  assert.equal(srv.nextWriteOf('keep'), 1);
+  await keep.close();
+  assert.equal(keep.closed, true);
+  assert.equal(srv.nextWriteOf('keep'), 2, 'the zero-byte preconnect moved nextWrite');
+  const empty = await rawRequest('GET', `${srv.channelUrl('keep')}/1`);
+  assert.equal(empty.status, 200);
+  assert.equal(empty.body, '');
+
+  const waiter = new TrickleSubscriber({ url: srv.channelUrl('gone'), start: -1 });
+  const gone = new TricklePublisher({ url: srv.channelUrl('gone'), mimeType: 'text/plain', deleteOnClose: true });
+  const firstP = waiter.next();
+  await sleep(50); // the GET for -1 must reach the server before the first byte
+  await gone.publish('x');
+  const first = await firstP;
+  assert.equal(await readAll(first!.body), 'x');
+  await gone.close();
+  assert.equal(srv.hasChannel('gone'), false);
+  assert.equal(await waiter.next(), null, 'the waiting subscriber sees end of stream');
+  await waiter.close();
+  await assert.rejects(gone.publish('late'), (e: TrickleError) => e.code === 'trickle_closed');
+});
+
+test('segments stream end to end: the subscriber gets a segment and its first bytes while the publisher is still writing it', async (t) => {
+  const srv = await startTrickleServer();
+  t.after(() => srv.close());
+  srv.createChannel('ch', 'video/MP2T');
+  const sub = new TrickleSubscriber({ url: srv.channelUrl('ch'), start: -1 });
+  const pub = new TricklePublisher({ url: srv.channelUrl('ch'), mimeType: 'video/mp2t' });
+  const segP = sub.next();
+  const out = await pub.next();
+  await out.write(Buffer.alloc(1000, 1));
+  const seg = await segP;
+  assert.ok(seg);
+  assert.equal(seg.seq, 0);
+  assert.equal(seg.contentType, 'video/MP2T');
+  const firstChunk = await new Promise<Buffer>((resolve) => seg.body.once('data', resolve));
+  assert.equal(firstChunk.length, 1000);
+  seg.body.pause();
+  await out.write(Buffer.alloc(500, 2));
+  const endP = out.end();
+  const rest: Buffer[] = [];
+  for await (const c of seg.body) rest.push(c as Buffer);
+  await endP;
+  assert.equal(Buffer.concat(rest).length, 500);
+  // the next one was preconnected: publishing seq 1 reaches the subscriber
+  await pub.publish('second');
+  const seg1 = await sub.next();
+  assert.equal(seg1?.seq, 1);
+  assert.equal(await readAll(seg1!.body), 'second');
+  await pub.close();
+  await sub.close();
+});
+
+test('subscriber default start -2 re-reads the current segment; iteration yields segments in order', async (t) => {
+  const srv = await startTrickleServer();
+  t.after(() => srv.close());
+  srv.createChannel('ctl', 'application/json');
+  const pub = new TricklePublisher({ url: srv.channelUrl('ctl'), mimeType: 'application/json' });
+  await pub.publish('{"a":1}');
+  await pub.publish('{"a":2}');
+  const sub = new TrickleSubscriber({ url: srv.channelUrl('ctl') });
+  const seen: string[] = [];
+  const reading = (async () => {
+    for await (const seg of sub) {
+      seen.push(await readAll(seg.body));
+      if (seen.length === 2) break;
+    }
+  })();
+  await until(() => seen.length === 1);
+  await pub.publish('{"a":3}');
+  await reading;
+  assert.deepEqual(seen, ['{"a":2}', '{"a":3}']);
+  await pub.close();
+  await sub.close();
+});
+
+test('the subscriber tolerates repeated interim 1xx responses before the segment', async (t) => {
+  const fake = new FaultyServer((req, res, n) => {
+    if (n > 1) return hang(req, res);
+    res.writeContinue();
+    res.writeProcessing();
+    res.writeContinue();
+    setTimeout(() => {
+      res.writeHead(200, { 'Lp-Trickle-Seq': '4' });
+      res.end('ok');
+    }, 50);
+  });
+  const url = await fake.listen();
+  t.after(() => fake.close());
+  const sub = new TrickleSubscriber({ url: `${url}/ch`, start: 4 });
+  const seg = await sub.next();
+  assert.equal(seg?.seq, 4);
+  assert.equal(await readAll(seg!.body), 'ok');
+  await sub.close();
+});
+
+test('the publisher rides through interim 100 Continue keepalives on a long-idle preconnect (keepaliveMs 50)', async (t) => {
+  const srv = await startTrickleServer({ keepaliveMs: 50 });
+  t.after(() => srv.close());
+  srv.createChannel('ch', 'text/plain');
+  const pub = new TricklePublisher({ url: srv.channelUrl('ch'), mimeType: 'text/plain' });
+  const seg = await pub.next();
+  await sleep(300);
+  await seg.write('after a wait');
+  await seg.end();
+  assert.equal((await rawRequest('GET', `${srv.channelUrl('ch')}/0`)).body, 'after a wait');
+  await pub.close();
+});
+
+test('server gone mid-segment: the body errors with trickle_connection and next() gives up with trickle_retries_exhausted', async () => {
+  const fake = new FaultyServer((req, res, n) => {
+    if (n > 1) return hang(req, res);
+    res.writeHead(200, { 'Lp-Trickle-Seq': '0' });
+    res.write('half of a segment');
+  });
+  const url = await fake.listen();
+  const sub = new TrickleSubscriber({ url: `${url}/ch`, start: 0, retryDelayMs: 10, maxRetries: 2 });
+  const seg = await sub.next();
+  assert.ok(seg);
+  const reading = readAll(seg.body);
+  await until(() => fake.requests.length === 2); // preconnect for seq 1 is in flight
+  await fake.close();
+  await assert.rejects(reading, (e: TrickleError) => e instanceof TrickleError && e.code === 'trickle_connection');
+  await assert.rejects(sub.next(), (e: TrickleError) => e.code === 'trickle_retries_exhausted');
+  await sub.close();
+});
+
+test('server gone mid-segment: the publisher write/end rejects, then resumes with fresh connections once a server is back', async () => {
+  const first = await startTrickleServer();
+  const port = first.port;
+  first.createChannel('ch', 'text/plain');
+  const pub = new TricklePublisher({ url: first.channelUrl('ch'), mimeType: 'text/plain', retryDelayMs: 10, maxRetries: 1 });
+  await pub.publish('s0');
+  await pub.publish('s1');
+  const seg = await pub.next();
+  assert.equal(seg.seq, 2);
+  await seg.write('part');
+  await first.close();
+  await assert.rejects(
+    (async () => {
+      await seg.write('more');
+      await seg.end();
+    })(),
+    (e: TrickleError) => e instanceof TrickleError,
+  );
+  await assert.rejects(pub.publish('while down'), (e: TrickleError) => e.code === 'trickle_retries_exhausted');
+  assert.equal(pub.closed, false);
+
+  const second = await startTrickleServer({ port });
+  second.createChannel('ch', 'text/plain');
+  const sub = new TrickleSubscriber({ url: second.channelUrl('ch'), start: -1 });
+  const got = sub.next();
+  await pub.publish('back');
+  const s = await got;
+  assert.equal(s?.seq, 0, 're-synced to the new channel via GET /next');
+  assert.equal(await readAll(s!.body), 'back');
+  await pub.close();
+  await sub.close();
+  await second.close();
+});
+
+test('connection refused at start: the subscriber and publisher fail with trickle_retries_exhausted after bounded retries', async () => {
+  const srv = await startTrickleServer();
+  const url = srv.channelUrl('ch');
+  await srv.close(); // nothing listens on this port now
+  const sub = new TrickleSubscriber({ url, retryDelayMs: 10, maxRetries: 3 });
+  await assert.rejects(sub.next(), (e: TrickleError) => {
+    assert.equal(e.code, 'trickle_retries_exhausted');
+    assert.match(e.message, /4 consecutive failures/);
+    assert.equal((e.cause as TrickleError).code, 'trickle_connection');
+    return true;
+  });
+  await sub.close();
+  const pub = new TricklePublisher({ url, mimeType: 'text/plain', retryDelayMs: 10, maxRetries: 2 });
+  await assert.rejects(pub.publish('x'), (e: TrickleError) => e.code === 'trickle_retries_exhausted');
+  await pub.close();
+});
+
+test('channel deleted while waiting: a waiting subscriber ends cleanly (null)', async (t) => {
+  const srv = await startTrickleServer();
+  t.after(() => srv.close());
+  srv.createChannel('ch', 'text/plain');
+  const sub = new TrickleSubscriber({ url: srv.channelUrl('ch'), start: -1 });
+  const waiting = sub.next();
+  await sleep(50);
+  assert.equal(srv.deleteChannel('ch'), true);
+  assert.equal(await waiting, null);
+  await sub.close();
+});
+
+test('channel deleted then re-created: publish() rejects trickle_not_found, stays open, and later lands at the new seq 0', async (t) => {
+  const srv = await startTrickleServer();
+  t.after(() => srv.close());
+  srv.createChannel('data', 'application/jsonl');
+  const pub = new TricklePublisher({ url: srv.channelUrl('data'), mimeType: 'application/jsonl', retryDelayMs: 10 });
+  for (let i = 0; i < 3; i++) await pub.publish(`{"i":${i}}\n`);
+  srv.deleteChannel('data');
+  await assert.rejects(pub.publish('{"i":3}\n'), (e: TrickleError) => e.code === 'trickle_not_found');
+  await assert.rejects(pub.publish('{"i":4}\n'), (e: TrickleError) => e.code === 'trickle_not_found');
+  assert.equal(pub.closed, false);
+  srv.createChannel('data', 'application/jsonl');
+  const sub = new TrickleSubscriber({ url: srv.channelUrl('data'), start: -1 });
+  const got = sub.next();
+  await pub.publish('{"i":5}\n');
+  const seg = await got;
+  assert.equal(seg?.seq, 0);
+  assert.equal(await readAll(seg!.body), '{"i":5}\n');
+  await pub.close();
+  await sub.close();
+});
+
+test('abort() of a segment with bytes DELETEs it so readers finish; the publisher moves on to the next seq', async (t) => {
+  const srv = await startTrickleServer();
+  t.after(() => srv.close());
+  srv.createChannel('ch', 'text/plain');
+  const pub = new TricklePublisher({ url: srv.channelUrl('ch'), mimeType: 'text/plain' });
+  const sub = new TrickleSubscriber({ url: srv.channelUrl('ch'), start: 0 });
+  const seg = await pub.next();
+  await seg.write('partial');
+  const inSeg = await sub.next();
+  const reading = readAll(inSeg!.body);
+  await seg.abort('input stalled');
+  assert.equal(await reading, 'partial');
+  await pub.publish('whole');
+  const next = await sub.next();
+  assert.equal(next?.seq, 1);
+  assert.equal(await readAll(next!.body), 'whole');
+  await pub.close();
+  await sub.close();
+});
