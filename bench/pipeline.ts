@@ -118,8 +118,6 @@ export async function run(args: string[]): Promise<void> {
   const baseURL = await engine.listen();
   const trickle = new TrickleServer();
   await trickle.listen();
-  trickle.createChannel('data', 'application/jsonl');
-  trickle.createChannel('raw', 'application/jsonl');
 
   const jpegs: Buffer[] = [];
   for (let i = 0; i < 30; i++) jpegs.push(await encodeJpeg(rgbFrame(i), 512, 288, 80));
@@ -127,12 +125,17 @@ export async function run(args: string[]): Promise<void> {
   process.stdout.write(`frames: 512x288 JPEG q80, mean ${Math.round(jpegs.reduce((a, b) => a + b.length, 0) / jpegs.length / 1024)} KiB; audio 4 s\n`);
 
   for (const frames of [8, 30]) {
+    // Fresh channels per run: a new publisher starts at seq 0.
+    const dataCh = `data-${frames}`;
+    const rawCh = `raw-${frames}`;
+    trickle.createChannel(dataCh, 'application/jsonl');
+    trickle.createChannel(rawCh, 'application/jsonl');
     const backend = new OpenAIBackend({ baseURL, modelId: 'bench', capabilities: { maxImages: frames } });
     const params = parseStartParams({ max_frames: frames, max_input_tokens: 32768, audio_window_s: 4 }).params;
-    const queue = new SegmentQueue({ sink: new TricklePublisher({ url: trickle.channelUrl('data'), mimeType: 'application/jsonl' }), batchMs: 0 });
-    const rawPub = new TricklePublisher({ url: trickle.channelUrl('raw'), mimeType: 'application/jsonl' });
-    const dataReader = new LineReader(trickle.channelUrl('data'));
-    const rawReader = new LineReader(trickle.channelUrl('raw'));
+    const queue = new SegmentQueue({ sink: new TricklePublisher({ url: trickle.channelUrl(dataCh), mimeType: 'application/jsonl' }), batchMs: 0 });
+    const rawPub = new TricklePublisher({ url: trickle.channelUrl(rawCh), mimeType: 'application/jsonl' });
+    const dataReader = new LineReader(trickle.channelUrl(dataCh));
+    const rawReader = new LineReader(trickle.channelUrl(rawCh));
     const inMs: number[] = [];
     const inBase: number[] = [];
     const outMs: number[] = [];

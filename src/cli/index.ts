@@ -5,6 +5,7 @@ import { Command } from 'commander';
 import { registerServeCommand } from './serve.js';
 import { registerTrickleCommands } from './trickle.js';
 import { registerModelCommands } from './model.js';
+import { registerDemoCommand } from './demo.js';
 
 export async function main(argv: string[]): Promise<void> {
   const program = new Command();
@@ -12,5 +13,6 @@ export async function main(argv: string[]): Promise<void> {
   registerServeCommand(program);
   registerTrickleCommands(program);
   registerModelCommands(program);
+  registerDemoCommand(program);
   await program.parseAsync(argv);
 }

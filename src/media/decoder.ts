@@ -65,15 +65,38 @@ export function buildDecoderArgs(c: DecoderConfig): string[] {
     const filters = [`select='${sel}'`, 'showinfo=checksum=0'];
     if (c.maxSidePx !== null) {
       const px = c.maxSidePx;
-      filters.push(`scale=w='if(gte(iw,ih),min(iw,${px}),-2)':h='if(gte(iw,ih),-2,min(ih,${px}))':flags=area`);
+      // Fit inside px×px (never upscale), then pad to a fixed px×px canvas: ffmpeg fixes the encoder's
+      // size at the first frame and would stretch a later picture of another aspect. The padding is cut
+      // off again here, from the source size showinfo reports (see fitInside).
+      filters.push(`scale=w='min(iw,${px})':h='min(ih,${px})':force_original_aspect_ratio=decrease:flags=area`, `pad=${px}:${px}:0:0`);
     }
+    // Output timestamps only need to be increasing (image2pipe rejects a backwards step, which would
+    // lose a frame and its pairing); the real pts was logged by showinfo above.
+    filters.push('setpts=N');
     filters.push('format=rgb24');
     args.push('-map', '0:v:0', '-vf', filters.join(','), '-fps_mode', 'passthrough', '-c:v', 'ppm', '-f', 'image2pipe', '-flush_packets', '1', 'pipe:1');
   }
   if (c.audio) {
-    args.push('-map', '0:a:0', '-af', `aresample=${AUDIO_RATE},ashowinfo`, '-ac', '1', '-c:a', 'pcm_f32le', '-f', 'f32le', '-flush_packets', '1', 'pipe:3');
+    args.push('-map', '0:a:0', '-af', `aresample=${AUDIO_RATE},ashowinfo,asetpts=N/SR/TB`, '-ac', '1', '-c:a', 'pcm_f32le', '-f', 'f32le', '-flush_packets', '1', 'pipe:3');
   }
   return args;
+}
+
+/** The size ffmpeg's scale filter picks for min(iw,px)×min(ih,px) with force_original_aspect_ratio=decrease. */
+export function fitInside(iw: number, ih: number, px: number): { width: number; height: number } {
+  const w = Math.min(iw, px);
+  const h = Math.min(ih, px);
+  // av_rescale rounds half away from zero.
+  const tmpW = Math.floor((h * iw) / ih + 0.5);
+  const tmpH = Math.floor((w * ih) / iw + 0.5);
+  return { width: Math.max(1, Math.min(tmpW, w)), height: Math.max(1, Math.min(tmpH, h)) };
+}
+
+function cropTopLeft(rgb: Buffer, stride: number, width: number, height: number): Buffer {
+  if (width === stride) return rgb.subarray(0, width * height * 3);
+  const out = Buffer.allocUnsafe(width * height * 3);
+  for (let y = 0; y < height; y++) rgb.copy(out, y * width * 3, y * stride * 3, (y * stride + width) * 3);
+  return out;
 }
 
 const SHOWINFO_RE = /^\[Parsed_(a?)showinfo_\d+ @ [^\]]+\] \[info\] n:\s*(\d+) pts:\s*(\S+) pts_time:(\S+)(?:.*?nb_samples:(\d+))?/;
@@ -195,7 +218,16 @@ export class FfmpegDecoder {
     while (this.frames.length > 0 && this.framePts.length > 0) {
       const img = this.frames.shift()!;
       const t = this.framePts.shift()!;
-      this.on.frame({ ...img, ptsMs: t.ptsMs, srcWidth: t.w || img.width, srcHeight: t.h || img.height });
+      const srcWidth = t.w || img.width;
+      const srcHeight = t.h || img.height;
+      const px = this.config.maxSidePx;
+      if (px !== null && t.w > 0 && t.h > 0 && img.width === px && img.height === px) {
+        const fit = fitInside(t.w, t.h, px);
+        const rgb = cropTopLeft(img.rgb, img.width, fit.width, fit.height);
+        this.on.frame({ width: fit.width, height: fit.height, rgb, ptsMs: t.ptsMs, srcWidth, srcHeight });
+      } else {
+        this.on.frame({ ...img, ptsMs: t.ptsMs, srcWidth, srcHeight });
+      }
     }
     if (this.frames.length > MAX_UNPAIRED || this.framePts.length > MAX_UNPAIRED) {
       this.lastError = 'frame/timestamp pairing lost';

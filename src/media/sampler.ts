@@ -45,6 +45,16 @@ export const DEFAULT_SAMPLER_SETTINGS: SamplerSettings = {
 const PROBE_BYTES = 188 * 40;
 const SKIP_NONREF_MAX_FPS = 10;
 
+interface DecodeJob {
+  cfg: DecoderConfig;
+  key: string;
+  queue: Buffer[];
+  queueBytes: number;
+  dec: FfmpegDecoder | null;
+  /** No more bytes will come: close stdin once started and fed. */
+  ended: boolean;
+}
+
 interface SegmentState {
   seq: number;
   drop: boolean;
@@ -69,17 +79,17 @@ export class MediaSampler extends EventEmitter {
   private readonly maxEncodeQueue: number;
 
   private seg: SegmentState | null = null;
-  private dec: FfmpegDecoder | null = null;
-  private decKey = '';
-  private readonly retiring = new Set<FfmpegDecoder>();
+  /**
+   * Decoders in stream order. The last one receives new bytes (queued until it starts); each starts
+   * only once the one before it has drained and exited, so outputs stay in time order.
+   */
+  private jobs: DecodeJob[] = [];
   /** What the decoder should be; null = nothing to decode. */
   private want: { cfg: DecoderConfig; key: string } | null = null;
   /** The running decoder died; bytes are discarded until the next segment starts a new one. */
   private crashed = false;
   private settingsDirty = false;
   private layout: TsLayout | null = null;
-  private queue: Buffer[] = [];
-  private queueBytes = 0;
   /** No more input accepted. */
   private closed = false;
   /** Decoders drained; nothing may start. */
@@ -171,8 +181,8 @@ export class MediaSampler extends EventEmitter {
 
   /** Bytes accepted but not yet consumed by a decoder (including one still draining). */
   pendingBytes(): number {
-    let n = this.queueBytes + (this.dec?.pendingBytes ?? 0);
-    for (const d of this.retiring) n += d.pendingBytes;
+    let n = 0;
+    for (const j of this.jobs) n += j.queueBytes + (j.dec?.pendingBytes ?? 0);
     return n;
   }
 
@@ -182,24 +192,15 @@ export class MediaSampler extends EventEmitter {
       if (this.seg && !this.seg.decided && !this.seg.drop) this.decide();
       this.closed = true;
       this.seg = null;
-      // Drain: a decoder still retiring hands over to the wanted one, which gets the queued bytes.
-      for (;;) {
-        if (this.retiring.size > 0) {
-          await Promise.all([...this.retiring].map((d) => d.exitedPromise));
-          await new Promise((r) => setImmediate(r));
-          continue;
-        }
-        if (this.dec) {
-          this.retire(this.dec);
-          this.dec = null;
-          continue;
-        }
-        break;
+      // Drain: every queued decoder gets its bytes, flushes its last frames and exits, in order.
+      this.endCurrentJob();
+      while (this.jobs.length > 0) {
+        const head = this.jobs[0]!;
+        if (head.dec) await head.dec.exitedPromise;
+        await new Promise((r) => setImmediate(r));
       }
       this.finished = true;
       this.want = null;
-      this.queue = [];
-      this.queueBytes = 0;
       await this.encodeChain;
       this.emit('close');
     })();
@@ -215,7 +216,7 @@ export class MediaSampler extends EventEmitter {
     seg.head = [];
     const layout = probeTsLayout(head);
     if (!layout) {
-      if (this.dec && !this.crashed) {
+      if (this.currentJob() && !this.crashed) {
         // No tables at the head: let the running demuxer resync on its own.
         this.feed(head);
       } else {
@@ -249,7 +250,9 @@ export class MediaSampler extends EventEmitter {
       if (this.restartReason) {
         this.report('decoder_restart', `${this.restartReason}; new decoder from segment ${seg.seq}`, seg.seq);
       }
-      if (!this.dec || this.crashed || this.settingsDirty || this.restartReason || key !== this.decKey) {
+      // Compared with the wanted decoder, not the running one: a replacement may still be waiting
+      // for its predecessor to drain, with this stream's bytes queued for it.
+      if (this.crashed || this.settingsDirty || this.restartReason || this.want === null || this.want.key !== key) {
         if (this.lastFramePtsMs !== undefined) cfg.lastFramePtsMs = this.lastFramePtsMs;
         this.setWant({ cfg, key }, seg.seq);
       }
@@ -269,71 +272,77 @@ export class MediaSampler extends EventEmitter {
       this.report('segment_truncated', `segment ${seg.seq} exceeds the decoder backlog bound; rest skipped`, seg.seq, true);
       return;
     }
-    if (this.dec) {
-      this.dec.write(chunk);
+    const job = this.currentJob();
+    if (!job) return;
+    if (job.dec) {
+      job.dec.write(chunk);
     } else {
-      this.queue.push(chunk);
-      this.queueBytes += chunk.length;
+      job.queue.push(chunk);
+      job.queueBytes += chunk.length;
     }
+  }
+
+  private currentJob(): DecodeJob | undefined {
+    const j = this.jobs.at(-1);
+    return j && !j.ended ? j : undefined;
+  }
+
+  private endCurrentJob(): void {
+    const j = this.jobs.at(-1);
+    if (!j || j.ended) return;
+    j.ended = true;
+    if (j.dec) void j.dec.close(3000);
   }
 
   private setWant(want: { cfg: DecoderConfig; key: string } | null, seq: number): void {
     this.want = want;
     this.crashed = false;
-    this.queue = [];
-    this.queueBytes = 0;
-    if (this.dec) {
-      this.retire(this.dec);
-      this.dec = null;
-    }
-    this.log.debug({ seq, key: want?.key ?? null }, 'decoder requested');
+    this.endCurrentJob();
+    if (want) this.jobs.push({ cfg: want.cfg, key: want.key, queue: [], queueBytes: 0, dec: null, ended: false });
+    this.log.debug({ seq, key: want?.key ?? null, queued: this.jobs.length }, 'decoder requested');
     this.maybeSpawn();
   }
 
-  private retire(d: FfmpegDecoder): void {
-    this.retiring.add(d);
-    void d.close(3000).then(() => {
-      this.retiring.delete(d);
-      this.maybeSpawn();
-    });
-  }
-
-  /** Starts the wanted decoder once the previous one has drained, so outputs stay in time order. */
+  /** Starts the head job's decoder if it has none yet. */
   private maybeSpawn(): void {
-    if (this.finished || this.dec || !this.want || this.crashed || this.retiring.size > 0) return;
-    const { cfg, key } = this.want;
+    const job = this.jobs[0];
+    if (!job || job.dec || this.finished) return;
+    if (job.ended && job.queueBytes === 0) {
+      this.jobs.shift();
+      this.maybeSpawn();
+      return;
+    }
     if (this.started) this.st.decoderRestarts++;
     this.started = true;
     const d: FfmpegDecoder = new FfmpegDecoder(
-      cfg,
+      job.cfg,
       {
         frame: (f) => this.onFrame(f),
         audio: (pts, samples) => this.onAudio(pts, samples),
         decodeError: (line) => this.onDecodeError(line),
         exit: (info) => {
-          if (info.expected || this.closed) return;
-          if (this.dec === d) {
-            this.dec = null;
-            this.crashed = true;
-            this.queue = [];
-            this.queueBytes = 0;
+          const i = this.jobs.indexOf(job);
+          if (i >= 0) this.jobs.splice(i, 1);
+          if (!info.expected && !this.closed) {
+            if (!job.ended) this.crashed = true; // the live decoder died: resume at the next segment
+            this.st.decodeErrors++;
+            this.report(
+              'decoder_exited',
+              `decoder exited (code ${info.code}, signal ${info.signal})${info.lastError ? `: ${info.lastError}` : ''}; restarting at the next segment`,
+              this.seg?.seq,
+            );
           }
-          this.st.decodeErrors++;
-          this.report(
-            'decoder_exited',
-            `decoder exited (code ${info.code}, signal ${info.signal})${info.lastError ? `: ${info.lastError}` : ''}; restarting at the next segment`,
-            this.seg?.seq,
-          );
+          this.maybeSpawn();
         },
       },
       this.log,
     );
-    this.dec = d;
-    this.decKey = key;
-    const q = this.queue;
-    this.queue = [];
-    this.queueBytes = 0;
+    job.dec = d;
+    const q = job.queue;
+    job.queue = [];
+    job.queueBytes = 0;
     for (const c of q) d.write(c);
+    if (job.ended) void d.close(3000);
   }
 
   // ---- outputs ----

@@ -157,7 +157,7 @@ export function splitIntoSegments(tsPath: string, opts: { segmentS?: number; ffm
       await rm(dir, { recursive: true, force: true });
       await mkdir(dir, { recursive: true });
       await runFfmpeg(
-        ['-i', tsPath, '-map', '0', '-c', 'copy', '-f', 'segment', '-segment_time', String(segS), '-segment_format', 'mpegts', '-reset_timestamps', '0', join(dir, '%06d.ts')],
+        ['-copyts', '-i', tsPath, '-map', '0', '-c', 'copy', '-muxdelay', '0', '-muxpreload', '0', '-f', 'segment', '-segment_time', String(segS), '-segment_format', 'mpegts', '-reset_timestamps', '0', join(dir, '%06d.ts')],
         opts.ffmpegPath,
       );
       const names = (await readdir(dir)).filter((n) => n.endsWith('.ts')).sort();

@@ -1,0 +1,42 @@
+/**
+ * Smoke test of `gemma3n-trickle demo --tiny`: the whole product on one machine (embedded trickle
+ * server, runner, real-time publisher of a generated test pattern with a tone, the generated tiny
+ * random-weight model in-process) prints generation records on stdout, then the summary.
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { tinyModelReply } from '../../src/model/tiny-model.js';
+
+describe('demo command', () => {
+  it('prints generation records that saw both frames and audio, then a summary', { timeout: 180_000 }, async () => {
+    const cache = await mkdtemp(join(tmpdir(), 'demo-cache-'));
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', 'scripts/cli-dev.ts', 'demo', '--tiny', '--cycles', '2', '--every', '2', '--duration', '150'],
+      { env: { ...process.env, XDG_CACHE_HOME: cache, LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+    assert.equal(code, 0, stderr.slice(-2000));
+    const records = stdout
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as { type: string; text?: string; stats?: { frame_count?: number; audio_duration_ms?: number } });
+    const generations = records.filter((r) => r.type === 'generation');
+    assert.ok(generations.length >= 2, `expected 2 generation records, got: ${stdout.slice(0, 2000)}\n${stderr.slice(-2000)}`);
+    for (const g of generations) {
+      assert.equal(g.text, tinyModelReply('both'));
+      assert.ok((g.stats?.frame_count ?? 0) > 0);
+      assert.ok((g.stats?.audio_duration_ms ?? 0) > 0);
+    }
+    assert.match(stdout, /--- demo summary ---/);
+    assert.match(stdout, /cycles: \d+ generation/);
+  });
+});

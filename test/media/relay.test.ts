@@ -1,0 +1,134 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { MediaRelay } from '../../src/media/relay.js';
+import { DEFAULT_SAMPLER_SETTINGS, MediaSampler } from '../../src/media/sampler.js';
+import { TricklePublisher } from '../../src/trickle/publisher.js';
+import { TrickleServer } from '../../src/trickle/server.js';
+import { TrickleSubscriber } from '../../src/trickle/subscriber.js';
+import { capture, makeTestSegments, readSegments, sha256, waitFor } from '../helpers/media.js';
+
+let server: TrickleServer;
+let n = 0;
+
+before(async () => {
+  server = new TrickleServer({ port: 0, host: '127.0.0.1' });
+  await server.listen();
+});
+after(async () => {
+  await server.close();
+});
+
+/**
+ * Runs input segments through a relay over real trickle: a publisher feeds `in`, the relay forwards
+ * to `out`, a reader collects `out`. The feeder waits for the relay so the 5-segment window never laps.
+ */
+async function relayThrough(input: Buffer[], opts: { sampler?: MediaSampler; publish?: boolean; outChannel?: boolean } = {}) {
+  const id = ++n;
+  const inName = `in${id}`;
+  const outName = `out${id}`;
+  server.createChannel(inName, 'video/MP2T');
+  if (opts.outChannel !== false) server.createChannel(outName, 'video/MP2T');
+  const feeder = new TricklePublisher({ url: server.channelUrl(inName), mimeType: 'video/MP2T' });
+  const subscriber = new TrickleSubscriber({ url: server.channelUrl(inName), start: 0 });
+  const publisher = opts.publish === false ? undefined : new TricklePublisher({ url: server.channelUrl(outName), mimeType: 'video/MP2T', maxRetries: 0 });
+  const relay = new MediaRelay({ subscriber, publisher, sampler: opts.sampler });
+  const relayErrors: unknown[] = [];
+  relay.on('error', (e) => relayErrors.push(e));
+  const drops: Array<{ seq: number; reason: string }> = [];
+  relay.on('output-dropped', (d) => drops.push(d));
+  const running = relay.run();
+  const reader = opts.outChannel !== false && publisher ? new TrickleSubscriber({ url: server.channelUrl(outName), start: 0 }) : undefined;
+  const reading = reader ? readSegments(reader, input.length) : Promise.resolve([]);
+  for (const [i, seg] of input.entries()) {
+    await waitFor(() => relay.stats().segmentsIn >= i - 2, 10_000, 'relay to keep up');
+    const out = await feeder.next();
+    for (let o = 0; o < seg.length; o += 16 * 1024) await out.write(seg.subarray(o, o + 16 * 1024));
+    await out.end();
+  }
+  await waitFor(() => relay.stats().segmentsIn >= input.length, 10_000, 'relay to read all input');
+  const outputs = await reading;
+  await relay.stop();
+  await running;
+  await feeder.close();
+  await publisher?.close();
+  await reader?.close();
+  await opts.sampler?.close();
+  server.deleteChannel(inName);
+  server.deleteChannel(outName);
+  return { relay, outputs, drops, relayErrors };
+}
+
+async function serverHealthy(): Promise<void> {
+  server.createChannel('probe', 'text/plain');
+  const pub = new TricklePublisher({ url: server.channelUrl('probe'), mimeType: 'text/plain' });
+  const sub = new TrickleSubscriber({ url: server.channelUrl('probe'), start: 0 });
+  await pub.publish('ok');
+  const [seg] = await readSegments(sub, 1);
+  assert.equal(seg?.bytes.toString(), 'ok');
+  await pub.close();
+  await sub.close();
+  server.deleteChannel('probe');
+}
+
+describe('MediaRelay over real trickle', () => {
+  it('publishes every input segment byte-identical (sha256), seq by seq, while sampling it', async () => {
+    const segs = await makeTestSegments({ durationS: 6, fps: 30, width: 1280, height: 720, gopS: 1, audio: 'opus' });
+    const sampler = new MediaSampler({ settings: { ...DEFAULT_SAMPLER_SETTINGS, targetFps: 3 } });
+    const c = capture(sampler);
+    const { relay, outputs, drops } = await relayThrough(segs, { sampler });
+    assert.equal(outputs.length, segs.length);
+    outputs.forEach((o, i) => {
+      assert.equal(o.seq, i);
+      assert.equal(sha256(o.bytes), sha256(segs[i]!), `segment ${i}`);
+    });
+    assert.deepEqual(drops, []);
+    const st = relay.stats();
+    assert.equal(st.segmentsIn, segs.length);
+    assert.equal(st.segmentsOut, segs.length);
+    assert.equal(st.bytesOut, st.bytesIn);
+    assert.ok(Math.abs(c.frames.length - 18) <= 1, `${c.frames.length} frames`);
+    assert.ok(c.audio.length > 0);
+  });
+
+  it('keeps passthrough byte-exact through empty, garbage, truncated, corrupt, audio-less and resized segments', async () => {
+    const a = await makeTestSegments({ durationS: 3, fps: 30, width: 1280, height: 720, gopS: 1, audio: 'aac' });
+    const noAudio = await makeTestSegments({ durationS: 2, fps: 30, width: 1280, height: 720, gopS: 1, audio: null, tsOffsetS: 3 });
+    const big = await makeTestSegments({ durationS: 2, fps: 30, width: 1920, height: 1080, gopS: 1, audio: 'opus', tsOffsetS: 5 });
+    const garbage = Buffer.alloc(100_000, 0x47);
+    const corrupt = Buffer.from(a[2]!);
+    for (let i = 3000; i < corrupt.length; i += 501) corrupt[i] ^= 0xff;
+    const input = [a[0]!, Buffer.alloc(0), garbage, a[1]!.subarray(0, 50_001), corrupt, ...noAudio, ...big];
+    const sampler = new MediaSampler({ settings: { ...DEFAULT_SAMPLER_SETTINGS, targetFps: 2 } });
+    const c = capture(sampler);
+    const { outputs } = await relayThrough(input, { sampler });
+    assert.equal(outputs.length, input.length);
+    outputs.forEach((o, i) => assert.equal(sha256(o.bytes), sha256(input[i]!), `segment ${i}`));
+    assert.ok(c.errors.length > 0, 'sampler reported the bad input');
+    assert.ok(c.frames.some((f) => f.ptsMs > 5400), 'sampler resynced and sampled the last part');
+    await serverHealthy();
+  });
+
+  it('publishes nothing without a publisher, and still samples', async () => {
+    const segs = await makeTestSegments({ durationS: 3, fps: 30, width: 640, height: 360, gopS: 1, audio: 'aac' });
+    const sampler = new MediaSampler({ settings: { ...DEFAULT_SAMPLER_SETTINGS, targetFps: 2 } });
+    const c = capture(sampler);
+    const { relay } = await relayThrough(segs, { sampler, publish: false, outChannel: false });
+    assert.equal(relay.stats().segmentsOut, 0);
+    assert.equal(relay.stats().bytesOut, 0);
+    assert.equal(relay.stats().segmentsIn, segs.length);
+    assert.ok(c.frames.length >= 5);
+  });
+
+  it('a failing output (no such channel) drops output segments but never stalls input or sampling', async () => {
+    const segs = await makeTestSegments({ durationS: 3, fps: 30, width: 640, height: 360, gopS: 1, audio: 'aac' });
+    const sampler = new MediaSampler({ settings: { ...DEFAULT_SAMPLER_SETTINGS, targetFps: 2 } });
+    const c = capture(sampler);
+    const { relay, drops } = await relayThrough(segs, { sampler, outChannel: false });
+    assert.equal(relay.stats().segmentsIn, segs.length);
+    assert.equal(relay.stats().segmentsOut, 0);
+    assert.ok(drops.length > 0 && drops.every((d) => d.reason === 'output_failed' || d.reason === 'publisher_closed'));
+    assert.equal(relay.stats().outputDropped, drops.length);
+    assert.ok(c.frames.length >= 5);
+    await serverHealthy();
+  });
+});
