@@ -89,10 +89,11 @@ class LineReader {
   private readonly sub: TrickleSubscriber;
   private loop: Promise<void>;
   constructor(url: string) {
-    this.sub = new TrickleSubscriber({ url, start: -1 });
+    const sub = new TrickleSubscriber({ url, start: -1 });
+    this.sub = sub;
     this.loop = (async () => {
       for (;;) {
-        const seg = await this.sub.next().catch(() => null);
+        const seg = await sub.next().catch(() => null);
         if (!seg) return;
         for await (const c of seg.body as AsyncIterable<Buffer>) {
           const t = performance.now();
@@ -157,7 +158,7 @@ export async function run(args: string[]): Promise<void> {
       const arrived = dataReader.nextLine();
       const result = await runCycle(planned.plan, {
         streamId: 'bench',
-        cycleId: it,
+        cycle: { id: `bench-${it}`, seq: it },
         backend,
         signal: new AbortController().signal,
         takeSkipped: () => 0,

@@ -10,7 +10,7 @@ export const MAX_HISTORY = 16;
 export const DEFAULT_CORRECTION_HISTORY = 4;
 
 export interface HistoryEntry {
-  cycleId: number;
+  cycleId: string;
   prompt: string;
   text: string;
   windowEndMs: number;

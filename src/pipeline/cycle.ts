@@ -166,7 +166,7 @@ export async function collect(events: AsyncIterable<GenerateEvent>): Promise<Col
 
 export interface RunContext {
   streamId: string;
-  cycleId: number;
+  cycle: CycleRef;
   backend: ModelBackend;
   signal: AbortSignal;
   /** Reads (and resets) the count of due cycles skipped since the last record. */
@@ -189,15 +189,21 @@ export interface CycleResult {
   error?: { code: string; message: string };
 }
 
+/** Identifies one cycle in its records: a UUID plus the stream's running count. */
+export interface CycleRef {
+  id: string;
+  seq: number;
+}
+
 export function errorRecord(
   streamId: string,
-  cycleId: number,
+  cycle: CycleRef,
   code: string,
   message: string,
   extra: Partial<Pick<ErrorRecord, 'prompt' | 'window' | 'stats'>> = {},
   now = Date.now(),
 ): ErrorRecord {
-  return { type: 'error', stream_id: streamId, timestamp_ms: Math.floor(now), cycle_id: cycleId, ...extra, error: { code, message } };
+  return { type: 'error', stream_id: streamId, timestamp_ms: Math.floor(now), cycle_id: cycle.id, cycle_seq: cycle.seq, ...extra, error: { code, message } };
 }
 
 export async function runCycle(plan: CyclePlan, ctx: RunContext): Promise<CycleResult> {
@@ -214,7 +220,7 @@ export async function runCycle(plan: CyclePlan, ctx: RunContext): Promise<CycleR
       outcome: aborted ? 'aborted' : 'error',
       error: { code, message },
       records: [
-        errorRecord(ctx.streamId, ctx.cycleId, code, message, {
+        errorRecord(ctx.streamId, ctx.cycle, code, message, {
           prompt,
           window: plan.window,
           stats: {
@@ -245,7 +251,8 @@ export async function runCycle(plan: CyclePlan, ctx: RunContext): Promise<CycleR
     type: 'generation',
     stream_id: ctx.streamId,
     timestamp_ms: Math.floor(now()),
-    cycle_id: ctx.cycleId,
+    cycle_id: ctx.cycle.id,
+    cycle_seq: ctx.cycle.seq,
     prompt,
     text: gen.text,
     window: plan.window,
@@ -254,7 +261,7 @@ export async function runCycle(plan: CyclePlan, ctx: RunContext): Promise<CycleR
   };
   if (gen.finishReason !== undefined) generation.finish_reason = gen.finishReason;
   const records: CycleRecord[] = [generation];
-  let remember: HistoryEntry = { cycleId: ctx.cycleId, prompt, text: gen.text, windowEndMs: plan.window.end_ms };
+  let remember: HistoryEntry = { cycleId: ctx.cycle.id, prompt, text: gen.text, windowEndMs: plan.window.end_ms };
 
   if (ctx.correctionHistory !== undefined && gen.text.trim() !== '') {
     const t0 = now();
@@ -274,7 +281,8 @@ export async function runCycle(plan: CyclePlan, ctx: RunContext): Promise<CycleR
         type: 'correction',
         stream_id: ctx.streamId,
         timestamp_ms: Math.floor(now()),
-        cycle_id: ctx.cycleId,
+        cycle_id: ctx.cycle.id,
+        cycle_seq: ctx.cycle.seq,
         history_len: ctx.correctionHistory.length,
         corrected_text: corr.text,
         window: plan.window,
@@ -291,7 +299,7 @@ export async function runCycle(plan: CyclePlan, ctx: RunContext): Promise<CycleR
       const aborted = ctx.signal.aborted;
       const code = aborted ? 'cycle_aborted' : errorCode(err);
       records.push(
-        errorRecord(ctx.streamId, ctx.cycleId, code, aborted ? 'the stream stopped during the correction pass' : `correction pass failed: ${errorMessage(err)}`, {}, now()),
+        errorRecord(ctx.streamId, ctx.cycle, code, aborted ? 'the stream stopped during the correction pass' : `correction pass failed: ${errorMessage(err)}`, {}, now()),
       );
       return { records, remember, outcome: aborted ? 'aborted' : 'error', error: { code, message: errorMessage(err) } };
     }

@@ -33,7 +33,10 @@ export interface GenerationRecord {
   type: 'generation';
   stream_id: string;
   timestamp_ms: number;
-  cycle_id: number;
+  /** A UUID per cycle; correction and error records of the cycle carry the same one. */
+  cycle_id: string;
+  /** 1, 2, 3… per stream, for ordering and gaps at a glance. */
+  cycle_seq: number;
   prompt: string;
   text: string;
   window: RecordWindow;
@@ -48,7 +51,8 @@ export interface CorrectionRecord {
   stream_id: string;
   timestamp_ms: number;
   /** The generation record this rewrites. */
-  cycle_id: number;
+  cycle_id: string;
+  cycle_seq: number;
   history_len: number;
   corrected_text: string;
   window: RecordWindow;
@@ -66,7 +70,8 @@ export interface ErrorRecord {
   type: 'error';
   stream_id: string;
   timestamp_ms: number;
-  cycle_id: number;
+  cycle_id: string;
+  cycle_seq: number;
   prompt?: string;
   window?: RecordWindow;
   error: { code: string; message: string };

@@ -17,12 +17,19 @@ export interface SchedulerOptions {
    * (input restarted, timestamps reset); the schedule re-anchors instead of firing a burst.
    */
   discontinuityMs?: number;
+  /**
+   * How far behind stream time a timestamp may be and still count as ordinary A/V interleaving.
+   * Anything further back is a reset: an input that restarts its timestamps a few seconds back would
+   * otherwise freeze stream time (and every cycle) until it caught up again.
+   */
+  backwardToleranceMs?: number;
 }
 
 export class StreamTimeScheduler {
   private intervalMs: number;
   private readonly onDue: (ptsMs: number, count: number) => void;
   private readonly discontinuityMs: number;
+  private readonly backwardToleranceMs: number;
   /** Stream time of the last due point (or the anchor before the first). */
   private lastDueMs: number | undefined;
   private nowMs: number | undefined;
@@ -31,6 +38,7 @@ export class StreamTimeScheduler {
     this.intervalMs = opts.intervalMs;
     this.onDue = opts.onDue;
     this.discontinuityMs = opts.discontinuityMs ?? 10_000;
+    this.backwardToleranceMs = Math.min(opts.backwardToleranceMs ?? 3_000, this.discontinuityMs);
   }
 
   get streamTimeMs(): number | undefined {
@@ -49,7 +57,7 @@ export class StreamTimeScheduler {
       this.lastDueMs = ptsMs;
       return;
     }
-    if (ptsMs < this.nowMs - this.discontinuityMs || ptsMs > this.nowMs + Math.max(this.discontinuityMs, 4 * this.intervalMs)) {
+    if (ptsMs < this.nowMs - this.backwardToleranceMs || ptsMs > this.nowMs + Math.max(this.discontinuityMs, 4 * this.intervalMs)) {
       this.nowMs = ptsMs;
       this.lastDueMs = ptsMs;
       return;

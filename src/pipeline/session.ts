@@ -20,7 +20,8 @@ import { TrickleSubscriber } from '../trickle/subscriber.js';
 import { AudioBuffer, FrameBuffer } from './buffers.js';
 import { ControlReader, type ControlMessage } from './control.js';
 import { DEFAULT_CORRECTION_HISTORY, OutputHistory } from './context.js';
-import { errorRecord, planCycle, runCycle, type CycleRecord } from './cycle.js';
+import { errorRecord, planCycle, runCycle, type CycleRecord, type CycleRef } from './cycle.js';
+import { randomUUID } from 'node:crypto';
 import { SegmentQueue } from './data-writer.js';
 import { EventsWriter } from './events.js';
 import { serializeRecord } from './records.js';
@@ -491,16 +492,16 @@ export class PipelineSession implements StreamSession {
       metrics.cycles.inc({ stream_id: this.streamId, outcome: 'empty' });
       return;
     }
-    const cycleId = ++this.cycleSeq;
+    const cycle: CycleRef = { id: randomUUID(), seq: ++this.cycleSeq };
     this.counters.cycles_started++;
     if (planned.kind === 'error') {
       this.counters.cycles_failed++;
       this.lastCycleOk = false;
       this.counters.frames_dropped_by_gating += planned.framesDropped;
       metrics.cycles.inc({ stream_id: this.streamId, outcome: 'error' });
-      this.emitError(planned.code, planned.message, { cycle_id: cycleId });
+      this.emitError(planned.code, planned.message, { cycle_id: cycle.id });
       this.publish([
-        errorRecord(this.streamId, cycleId, planned.code, planned.message, {
+        errorRecord(this.streamId, cycle, planned.code, planned.message, {
           prompt: this.p.prompt,
           ...(planned.window ? { window: planned.window } : {}),
           stats: {
@@ -520,7 +521,7 @@ export class PipelineSession implements StreamSession {
     const promise = (async () => {
       const result = await runCycle(plan, {
         streamId: this.streamId,
-        cycleId,
+        cycle,
         backend: this.backend,
         signal: abort.signal,
         takeSkipped: () => this.takeSkipped(),
@@ -542,7 +543,7 @@ export class PipelineSession implements StreamSession {
       } else {
         this.counters.cycles_failed++;
         this.lastCycleOk = false;
-        if (result.error) this.emitError(result.error.code, result.error.message, { cycle_id: cycleId });
+        if (result.error) this.emitError(result.error.code, result.error.message, { cycle_id: cycle.id });
       }
       metrics.cycles.inc({ stream_id: this.streamId, outcome });
       metrics.cycleLatency.observe({ stream_id: this.streamId }, (Date.now() - startedAt) / 1000);
@@ -550,8 +551,8 @@ export class PipelineSession implements StreamSession {
       .catch((err: unknown) => {
         // runCycle turns model failures into records; reaching here is a bug, still never silent.
         this.counters.cycles_failed++;
-        this.emitError('internal', errorMessage(err), { cycle_id: cycleId });
-        this.publish([errorRecord(this.streamId, cycleId, 'internal', errorMessage(err))]);
+        this.emitError('internal', errorMessage(err), { cycle_id: cycle.id });
+        this.publish([errorRecord(this.streamId, cycle, 'internal', errorMessage(err))]);
       })
       .finally(() => {
         if (this.inflight?.promise === promise) this.inflight = undefined;

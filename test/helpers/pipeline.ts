@@ -160,9 +160,11 @@ export async function startPipelineHarness(opts: {
     async close() {
       await session.stop('shutdown');
       await session.done;
-      await Promise.all([input.close(), control.close()]);
+      await input.close();
+      await control.close();
       await trickle.close();
-      await Promise.all([data.stop(), events.stop()]);
+      await data.stop();
+      await events.stop();
     },
   };
 }

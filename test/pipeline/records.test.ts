@@ -7,7 +7,8 @@ function gen(text: string, prompt = 'describe'): GenerationRecord {
     type: 'generation',
     stream_id: 's1',
     timestamp_ms: 1700000000000,
-    cycle_id: 3,
+    cycle_id: '0b6f8f9e-3f0c-4c39-9a3e-6b1d2f7a9c11',
+    cycle_seq: 3,
     prompt,
     text,
     window: { start_ms: 0, end_ms: 4000 },
@@ -59,7 +60,7 @@ test('the 64 KiB rule holds for text that JSON-escapes to several bytes per char
 });
 
 test('error messages are truncated too', () => {
-  const line = serializeRecord({ type: 'error', stream_id: 's', timestamp_ms: 1, cycle_id: 1, error: { code: 'x', message: 'm'.repeat(100_000) } });
+  const line = serializeRecord({ type: 'error', stream_id: 's', timestamp_ms: 1, cycle_id: 'c1', cycle_seq: 1, error: { code: 'x', message: 'm'.repeat(100_000) } });
   assert.ok(Buffer.byteLength(line) <= MAX_LINE_BYTES);
   const obj = JSON.parse(line) as { truncated: boolean; error: { code: string } };
   assert.equal(obj.truncated, true);

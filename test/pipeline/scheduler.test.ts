@@ -54,3 +54,15 @@ test('a leap over several due points reports them in one call; a discontinuity r
   s.observe(-49_000);
   assert.deepEqual(dues.at(-1), [-49_000, 1]);
 });
+
+test('a timestamp reset a few seconds back (an input restarting its clock) re-anchors instead of freezing stream time', () => {
+  const { s, dues } = recorder(4000);
+  s.observe(1400);
+  s.observe(9400); // 8 s of media: one due point at 5400 passed
+  assert.equal(dues.length, 1);
+  s.observe(1400); // the input starts over at its old first timestamp
+  s.observe(5399);
+  assert.equal(dues.length, 1);
+  s.observe(5400);
+  assert.deepEqual(dues.at(-1), [5400, 1]);
+});
