@@ -52,6 +52,8 @@ export interface MediaRelay {
   on(event: 'input-segment', listener: (e: { seq: number; bytes: number }) => void): this;
   on(event: 'first-input-segment', listener: (e: { seq: number }) => void): this;
   on(event: 'first-output-segment', listener: (e: { seq: number }) => void): this;
+  on(event: 'output-segment', listener: (e: { seq: number; inSeq: number }) => void): this;
+  on(event: 'output-bytes', listener: (bytes: number) => void): this;
   on(event: 'output-dropped', listener: (e: { seq: number; reason: OutputDropReason }) => void): this;
   on(event: 'error', listener: (e: MediaError) => void): this;
 }
@@ -245,6 +247,7 @@ export class MediaRelay extends EventEmitter {
           return;
         }
         this.st.bytesOut += chunk.length;
+        this.emit('output-bytes', chunk.length);
         if (!this.firstOut) {
           this.firstOut = true;
           this.emit('first-output-segment', { seq: out.seq });
@@ -255,6 +258,7 @@ export class MediaRelay extends EventEmitter {
         try {
           await out.end();
           this.st.segmentsOut++;
+          this.emit('output-segment', { seq: out.seq, inSeq: o.inSeq });
         } catch (e) {
           this.failOut(o, e);
         }

@@ -285,6 +285,7 @@ export class PipelineSession implements StreamSession {
       });
       sampler.on('error', (err: unknown) => {
         this.counters.media_errors++;
+        if (errorCode(err) === 'segment_dropped') metrics.segmentsDropped.inc({ stream_id: this.streamId, where: 'sampler' });
         this.emitError(errorCode(err), errorMessage(err), { source: 'sampler' });
       });
       this.sampler = sampler;
@@ -297,11 +298,17 @@ export class PipelineSession implements StreamSession {
         sampler,
         logger: this.log.child({ component: 'relay' }),
       });
+      const sid = { stream_id: this.streamId };
       relay.on('input-segment', (s: { seq: number; bytes: number }) => {
         this.counters.segments_in++;
         this.counters.bytes_in += s.bytes;
         this.lastInputAtMs = Date.now();
+        metrics.segmentsIn.inc(sid);
+        metrics.bytesIn.inc(sid, s.bytes);
       });
+      relay.on('output-segment', () => metrics.segmentsOut.inc(sid));
+      relay.on('output-bytes', (n: number) => metrics.bytesOut.inc(sid, n));
+      relay.on('output-dropped', () => metrics.segmentsDropped.inc({ ...sid, where: 'output' }));
       relay.on('first-input-segment', () => this.events?.emit('receive_first_ingest_segment'));
       relay.on('first-output-segment', () => this.noteFirstOutput());
       relay.on('error', (err: unknown) => {

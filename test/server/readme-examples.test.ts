@@ -126,6 +126,23 @@ describe('README curl examples against the running server', () => {
       60_000,
     );
 
+    // Prometheus metrics carry this stream's series while it runs.
+    const metrics = await (await fetch(`${srv.url}/metrics`)).text();
+    const value = (name: string, labels: string) => {
+      const m = new RegExp(`^${name}\\{${labels}\\} (\\S+)$`, 'm').exec(metrics);
+      return m ? Number(m[1]) : NaN;
+    };
+    const sid = 'stream_id="my-stream-1"';
+    assert.ok(value('gemma3n_trickle_segments_in_total', sid) > 0, 'segments in');
+    assert.ok(value('gemma3n_trickle_bytes_in_total', sid) > 0, 'bytes in');
+    assert.ok(value('gemma3n_trickle_segments_out_total', sid) > 0, 'segments passed through');
+    assert.ok(value('gemma3n_trickle_frames_sampled_total', sid) > 0, 'frames sampled');
+    assert.ok(value('gemma3n_trickle_cycles_total', `${sid},outcome="ok"`) >= 2, 'cycles run');
+    assert.ok(value('gemma3n_trickle_records_published_total', sid) >= 2, 'records published');
+    assert.ok(value('gemma3n_trickle_cycle_latency_seconds_count', sid) >= 2, 'cycle latency histogram');
+    assert.match(metrics, /gemma3n_trickle_queue_depth\{stream_id="my-stream-1",queue="data"\}/);
+    assert.match(metrics, /^gemma3n_trickle_active_streams 1$/m);
+
     const status = await runCurl(find(/\/api\/stream\/status/));
     assert.equal(status.status, 200);
     assert.equal(status.body.client_active, true);
@@ -150,8 +167,11 @@ describe('README curl examples against the running server', () => {
       const s = await request(srv.url, 'GET', '/stream/status');
       return ((s.body.stream as { counters?: Record<string, number> } | undefined)?.counters?.segments_in ?? 0) > 0;
     }, 'input segments flowing', 30_000);
+    // Stop the feeder before deleting: with autocreate on, a later POST would re-create the channel.
     stopFeeding = true;
-    trickle.deleteChannel('input');
+    await input.close();
+    await feeding;
+    assert.ok(trickle.deleteChannel('input'));
     await waitFor(async () => (await request(srv.url, 'GET', '/health')).body.status === 'IDLE', 'IDLE after input ended', 10_000);
     const status = await request(srv.url, 'GET', '/stream/status');
     assert.equal(status.body.client_active, false);
