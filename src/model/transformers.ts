@@ -203,7 +203,12 @@ export class TransformersBackend implements ModelBackend {
             resolveLoad();
             break;
           case 'load_error':
-            failLoad(`could not load ${this.modelId}: ${msg.message}`);
+            failLoad(
+              `could not load ${this.modelId}: ${msg.message}` +
+                (!this.local && /fetch failed|ENOTFOUND|EAI_AGAIN|ECONNREFUSED|network/i.test(msg.message)
+                  ? ' (downloading the model needs access to the Hugging Face hub; offline, point --model-dir/MODEL_DIR at a local Gemma 3n ONNX export, or use an engine with OPENAI_BASE_URL)'
+                  : ''),
+            );
             this.setIdle();
             break;
           default:

@@ -61,6 +61,8 @@ export interface FakeEngine {
   readonly baseURL: string;
   readonly port: number;
   readonly requests: RecordedRequest[];
+  /** Chat requests whose connection is still open (a hung request the client never aborted stays here). */
+  openChatRequests(): number;
   /** Chat-completions bodies only, oldest first. */
   chatBodies(): Array<Record<string, unknown>>;
   /** Parsed content of the last user turn of a chat request. */
@@ -120,6 +122,7 @@ export async function startFakeEngine(opts: FakeEngineOptions = {}): Promise<Fak
   const models = opts.models ?? ['google/gemma-3n-E4B-it'];
   const requests: RecordedRequest[] = [];
   let fault: EngineFault | null = null;
+  let openChats = 0;
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     const raw = await readBody(req);
@@ -149,6 +152,8 @@ export async function startFakeEngine(opts: FakeEngineOptions = {}): Promise<Fak
     if (opts.maxImages !== undefined && summary.images.length > opts.maxImages) {
       return sendError(res, 400, `At most ${opts.maxImages} image(s) may be provided in one prompt.`);
     }
+    openChats++;
+    res.on('close', () => openChats--);
     const f = fault;
     if (f?.kind === 'status') return sendError(res, f.status, f.message, 'InternalServerError');
     if (f?.kind === 'hang') return; // never answers; close() destroys the socket
@@ -212,6 +217,7 @@ export async function startFakeEngine(opts: FakeEngineOptions = {}): Promise<Fak
     baseURL: `http://127.0.0.1:${port}/v1`,
     port,
     requests,
+    openChatRequests: () => openChats,
     chatBodies: () => requests.filter((r) => r.path === '/v1/chat/completions' && r.body).map((r) => r.body!),
     summarize: summarizeChat,
     setFault: (f) => {
