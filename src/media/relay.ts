@@ -46,6 +46,8 @@ interface OutSeg {
   /** Stop forwarding: abort() the output. */
   abortReason: OutputDropReason | null;
   wake: (() => void) | null;
+  /** The trickle segment being written, once the pump has opened it. */
+  out?: TrickleSegmentOut;
 }
 
 export interface MediaRelay {
@@ -181,6 +183,12 @@ export class MediaRelay extends EventEmitter {
   private queueOut(o: OutSeg, chunk: Buffer): void {
     if (o.abortReason) return;
     if (this.outBytes + chunk.length > this.maxLag) {
+      // The output is not keeping up. The segment at the head of the queue is the one stuck on the
+      // wire: drop it first (aborting its write unblocks the pump), so output resumes with fresh media.
+      const head = this.outQueue[0];
+      if (head && head !== o && !head.abortReason) this.abortOut(head, 'output_lagging');
+    }
+    if (this.outBytes + chunk.length > this.maxLag) {
       this.abortOut(o, 'output_lagging');
       return;
     }
@@ -200,6 +208,8 @@ export class MediaRelay extends EventEmitter {
     this.discard(o);
     this.dropped(o.inSeq, reason);
     this.wake(o);
+    // A write or end stuck on a stalled connection only returns once the segment is abandoned.
+    if (o.out) void o.out.abort(reason).catch(() => undefined);
   }
 
   private discard(o: OutSeg): void {
@@ -231,6 +241,7 @@ export class MediaRelay extends EventEmitter {
       this.failOut(o, e);
       return;
     }
+    o.out = out;
     for (;;) {
       if (o.abortReason) {
         await out.abort(o.abortReason).catch(() => undefined);

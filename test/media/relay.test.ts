@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { MediaRelay } from '../../src/media/relay.js';
 import { DEFAULT_SAMPLER_SETTINGS, MediaSampler } from '../../src/media/sampler.js';
-import { TricklePublisher } from '../../src/trickle/publisher.js';
+import { TricklePublisher, type TrickleSegmentOut } from '../../src/trickle/publisher.js';
 import { TrickleServer } from '../../src/trickle/server.js';
 import { TrickleSubscriber } from '../../src/trickle/subscriber.js';
 import { capture, makeTestSegments, readSegments, sha256, waitFor } from '../helpers/media.js';
@@ -131,4 +131,78 @@ describe('MediaRelay over real trickle', () => {
     assert.ok(c.frames.length >= 5);
     await serverHealthy();
   });
+
+  it('a stalled output (writes that never complete) is dropped as output_lagging and never stalls input or sampling', async () => {
+    const segs = await makeTestSegments({ durationS: 6, fps: 30, width: 640, height: 360, gopS: 1, audio: 'aac' });
+    const stalled = new StalledOutputDouble();
+    server.createChannel('stall-in', 'video/MP2T');
+    const feeder = new TricklePublisher({ url: server.channelUrl('stall-in'), mimeType: 'video/MP2T' });
+    const subscriber = new TrickleSubscriber({ url: server.channelUrl('stall-in'), start: 0 });
+    const sampler = new MediaSampler({ settings: { ...DEFAULT_SAMPLER_SETTINGS, targetFps: 2 } });
+    const c = capture(sampler);
+    const relay = new MediaRelay({ subscriber, publisher: stalled as unknown as TricklePublisher, sampler, maxOutputLagBytes: 128 * 1024 });
+    const drops: Array<{ seq: number; reason: string }> = [];
+    relay.on('output-dropped', (d) => drops.push(d));
+    relay.on('error', () => undefined);
+    const running = relay.run();
+    for (const [i, seg] of segs.entries()) {
+      await waitFor(() => relay.stats().segmentsIn >= i - 2, 10_000, 'relay to keep reading input');
+      const out = await feeder.next();
+      for (let o = 0; o < seg.length; o += 16 * 1024) await out.write(seg.subarray(o, o + 16 * 1024));
+      await out.end();
+    }
+    await waitFor(() => relay.stats().segmentsIn >= segs.length, 10_000, 'relay to read all input');
+    // Observed while the relay still runs (stop() abandons whatever output is left anyway).
+    const openedWhileRunning = stalled.opened;
+    const abortedWhileRunning = stalled.aborted;
+    const dropsWhileRunning = drops.length;
+    await relay.stop();
+    await running;
+    await sampler.close();
+    await feeder.close();
+    server.deleteChannel('stall-in');
+    assert.equal(relay.stats().segmentsIn, segs.length);
+    assert.ok(c.frames.length >= 8, `sampling went on (${c.frames.length} frames)`);
+    assert.ok(dropsWhileRunning > 0 && drops.some((d) => d.reason === 'output_lagging'), JSON.stringify(drops));
+    assert.ok(openedWhileRunning > 1, 'after dropping the stuck segment the output moved on to fresher ones');
+    assert.ok(abortedWhileRunning >= 1, 'the stuck write was abandoned');
+    assert.equal(relay.stats().segmentsOut, 0);
+  });
 });
+
+/**
+ * Test double for fault injection: an output whose connection stalls. Each segment accepts its first
+ * chunk, then never completes a write (or end) until it is abandoned with abort(), when the pending
+ * call rejects — what a TCP connection to a peer that stopped reading looks like to the publisher.
+ */
+class StalledOutputDouble {
+  opened = 0;
+  aborted = 0;
+  readonly closed = false;
+
+  async next(): Promise<TrickleSegmentOut> {
+    const seq = this.opened++;
+    let accepted = 0;
+    let fail: ((e: Error) => void) | undefined;
+    const stuck = () =>
+      new Promise<void>((_, reject) => {
+        fail = reject;
+      });
+    return {
+      seq,
+      write: async () => {
+        if (accepted++ === 0) return;
+        await stuck();
+      },
+      end: () => stuck(),
+      abort: async () => {
+        this.aborted++;
+        fail?.(new Error('segment abandoned'));
+      },
+    };
+  }
+
+  async publish(): Promise<void> {}
+  async close(): Promise<void> {}
+}
+
