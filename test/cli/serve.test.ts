@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { startFakeEngine } from '../helpers/model.js';
-import { request, waitFor } from '../helpers/server.js';
+import { request } from '../helpers/server.js';
+import { waitFor } from '../helpers/wait.js';
 
 describe('serve command', () => {
   it('starts, serves a stream and exits 0 on SIGTERM within 10 s', async () => {
@@ -27,8 +28,8 @@ describe('serve command', () => {
           // not a log line
         }
       });
-      const base = await waitFor(() => url, 'the listening log line', 30_000);
-      await waitFor(async () => (await request(base, 'GET', '/health')).body.status === 'IDLE', 'IDLE', 20_000);
+      const base = await waitFor('the listening log line', () => url, 30_000);
+      await waitFor('IDLE', async () => (await request(base, 'GET', '/health')).body.status === 'IDLE', 20_000);
       const version = await request(base, 'GET', '/version');
       assert.equal((version.body as { backend?: string }).backend, 'openai');
       assert.equal((await request(base, 'POST', '/stream/start', { gateway_request_id: 'sig' })).status, 200);

@@ -10,7 +10,7 @@ import { mkdtemp, readdir, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TricklePublisher } from '../../src/trickle/publisher.js';
-import { waitFor } from '../helpers/server.js';
+import { waitFor } from '../helpers/wait.js';
 
 function cli(args: string[]): { child: ChildProcessWithoutNullStreams; out: () => string; err: () => string; exited: Promise<number | null> } {
   const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/cli-dev.ts', ...args], { env: { ...process.env, LOG_LEVEL: 'silent' } });
@@ -27,7 +27,7 @@ describe('trickle CLI', () => {
     const server = cli(['trickle-server', '--port', '0', '--host', '127.0.0.1', '--autocreate']);
     let sub: ReturnType<typeof cli> | undefined;
     try {
-      const base = (await waitFor(() => /trickle server on (\S+)/.exec(server.err())?.[1], 'the server URL', 30_000)).replace(/\/$/, '');
+      const base = (await waitFor('the server URL', () => /trickle server on (\S+)/.exec(server.err())?.[1], 30_000)).replace(/\/$/, '');
       const data = new TricklePublisher({ url: `${base}/data`, mimeType: 'application/jsonl' });
       await data.publish('{"type":"generation","text":"one"}\n{"type":"generation","text":"two"}\n');
       const events = new TricklePublisher({ url: `${base}/events`, mimeType: 'application/json' });
@@ -35,9 +35,9 @@ describe('trickle CLI', () => {
       await events.publish('{"event":{"type":"status"}}');
 
       sub = cli(['subscribe', `${base}/data`, '--start', '0']);
-      await waitFor(() => sub!.out().split('\n').filter(Boolean).length >= 2, 'two records on stdout', 30_000);
+      await waitFor('two records on stdout', () => sub!.out().split('\n').filter(Boolean).length >= 2, 30_000);
       await data.publish('{"type":"generation","text":"three"}\n');
-      await waitFor(() => sub!.out().split('\n').filter(Boolean).length >= 3, 'the third record', 10_000);
+      await waitFor('the third record', () => sub!.out().split('\n').filter(Boolean).length >= 3, 10_000);
       assert.deepEqual(
         sub.out().trim().split('\n').map((l) => (JSON.parse(l) as { text: string }).text),
         ['one', 'two', 'three'],
@@ -46,7 +46,7 @@ describe('trickle CLI', () => {
       assert.equal(await sub.exited, 0);
 
       const ev = cli(['subscribe', `${base}/events`, '--start', '0']);
-      await waitFor(() => ev.out().split('\n').filter(Boolean).length >= 2, 'two events', 30_000);
+      await waitFor('two events', () => ev.out().split('\n').filter(Boolean).length >= 2, 30_000);
       assert.deepEqual(ev.out().trim().split('\n').map((l) => (JSON.parse(l) as { event: { type: string } }).event.type), ['heartbeat', 'status']);
       await fetch(`${base}/events`, { method: 'DELETE' });
       assert.equal(await ev.exited, 0);

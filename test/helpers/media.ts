@@ -114,10 +114,3 @@ export async function readSegments(sub: TrickleSubscriber, count: number): Promi
 }
 
 /** Resolves when `pred` holds, polling every 20 ms; rejects after `timeoutMs`. */
-export async function waitFor(pred: () => boolean, timeoutMs = 10_000, what = 'condition'): Promise<void> {
-  const t0 = Date.now();
-  while (!pred()) {
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}

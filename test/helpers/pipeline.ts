@@ -1,6 +1,6 @@
 /**
  * Test helpers for the generation loop: a trickle channel reader that collects whole segments and
- * their NDJSON lines / JSON bodies, and a `waitFor` poller. Real HTTP throughout (the embedded trickle
+ * their NDJSON lines / JSON bodies, and a harness around one session. Real HTTP throughout (the embedded trickle
  * server and the real TrickleSubscriber).
  */
 import { TrickleSubscriber } from '../../src/trickle/subscriber.js';
@@ -9,6 +9,7 @@ import { TricklePublisher } from '../../src/trickle/publisher.js';
 import { parseStartParams, type ParamsInput } from '../../src/config/params.js';
 import type { ModelBackend } from '../../src/model/backend.js';
 import { createSessionFactory, type PipelineSession, type SessionDeps } from '../../src/pipeline/session.js';
+import { sleep } from './wait.js';
 
 export interface ChannelCollector {
   /** Each segment's body, in arrival order. */
@@ -64,16 +65,6 @@ export function collectChannel(url: string, opts: { start?: number; mode?: 'ndjs
   })();
   return c;
 }
-
-export async function waitFor(what: string, cond: () => boolean, timeoutMs = 10_000, everyMs = 20): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
-
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export interface PipelineHarness {
   trickle: TrickleServer;

@@ -85,14 +85,3 @@ export async function request(
   }
   return { status: res.status, headers: res.headers, body: parsed, text };
 }
-
-/** Polls `fn` until it returns truthy or the deadline passes (then throws with `what`). */
-export async function waitFor<T>(fn: () => T | Promise<T>, what: string, timeoutMs = 10_000, stepMs = 25): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v as NonNullable<T>;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, stepMs));
-  }
-}

@@ -5,7 +5,8 @@ import { DEFAULT_SAMPLER_SETTINGS, MediaSampler } from '../../src/media/sampler.
 import { TricklePublisher, type TrickleSegmentOut } from '../../src/trickle/publisher.js';
 import { TrickleServer } from '../../src/trickle/server.js';
 import { TrickleSubscriber } from '../../src/trickle/subscriber.js';
-import { capture, makeTestSegments, readSegments, sha256, waitFor } from '../helpers/media.js';
+import { capture, makeTestSegments, readSegments, sha256 } from '../helpers/media.js';
+import { waitFor } from '../helpers/wait.js';
 
 let server: TrickleServer;
 let n = 0;
@@ -40,12 +41,12 @@ async function relayThrough(input: Buffer[], opts: { sampler?: MediaSampler; pub
   const reader = opts.outChannel !== false && publisher ? new TrickleSubscriber({ url: server.channelUrl(outName), start: 0 }) : undefined;
   const reading = reader ? readSegments(reader, input.length) : Promise.resolve([]);
   for (const [i, seg] of input.entries()) {
-    await waitFor(() => relay.stats().segmentsIn >= i - 2, 10_000, 'relay to keep up');
+    await waitFor('relay to keep up', () => relay.stats().segmentsIn >= i - 2, 10_000);
     const out = await feeder.next();
     for (let o = 0; o < seg.length; o += 16 * 1024) await out.write(seg.subarray(o, o + 16 * 1024));
     await out.end();
   }
-  await waitFor(() => relay.stats().segmentsIn >= input.length, 10_000, 'relay to read all input');
+  await waitFor('relay to read all input', () => relay.stats().segmentsIn >= input.length, 10_000);
   const outputs = await reading;
   await relay.stop();
   await running;
@@ -146,12 +147,12 @@ describe('MediaRelay over real trickle', () => {
     relay.on('error', () => undefined);
     const running = relay.run();
     for (const [i, seg] of segs.entries()) {
-      await waitFor(() => relay.stats().segmentsIn >= i - 2, 10_000, 'relay to keep reading input');
+      await waitFor('relay to keep reading input', () => relay.stats().segmentsIn >= i - 2, 10_000);
       const out = await feeder.next();
       for (let o = 0; o < seg.length; o += 16 * 1024) await out.write(seg.subarray(o, o + 16 * 1024));
       await out.end();
     }
-    await waitFor(() => relay.stats().segmentsIn >= segs.length, 10_000, 'relay to read all input');
+    await waitFor('relay to read all input', () => relay.stats().segmentsIn >= segs.length, 10_000);
     // Observed while the relay still runs (stop() abandons whatever output is left anyway).
     const openedWhileRunning = stalled.opened;
     const abortedWhileRunning = stalled.aborted;

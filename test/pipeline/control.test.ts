@@ -4,7 +4,7 @@ import { TrickleServer } from '../../src/trickle/server.js';
 import { TricklePublisher } from '../../src/trickle/publisher.js';
 import { TrickleSubscriber } from '../../src/trickle/subscriber.js';
 import { ControlReader, parseControlBody, type ControlMessage } from '../../src/pipeline/control.js';
-import { waitFor } from '../helpers/pipeline.js';
+import { waitFor } from '../helpers/wait.js';
 
 test('control bodies: keepalive and empty bodies are ignored, objects are updates, the rest is invalid', () => {
   assert.equal(parseControlBody(0, Buffer.from('{"keep":"alive"}')), null);

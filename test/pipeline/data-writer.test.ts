@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { TrickleServer } from '../../src/trickle/server.js';
 import { TricklePublisher } from '../../src/trickle/publisher.js';
 import { SegmentQueue, type SegmentSink } from '../../src/pipeline/data-writer.js';
-import { collectChannel, sleep, waitFor } from '../helpers/pipeline.js';
+import { collectChannel } from '../helpers/pipeline.js';
+import { waitFor, sleep } from '../helpers/wait.js';
 
 const line = (i: number) => JSON.stringify({ type: 'generation', cycle_id: i, text: `record ${i}` }) + '\n';
 const ids = (records: Array<Record<string, unknown>>) => records.map((r) => r.cycle_id as number);

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { TrickleServer } from '../../src/trickle/server.js';
 import { TricklePublisher } from '../../src/trickle/publisher.js';
 import { EventsWriter } from '../../src/pipeline/events.js';
-import { collectChannel, waitFor } from '../helpers/pipeline.js';
+import { collectChannel } from '../helpers/pipeline.js';
+import { waitFor } from '../helpers/wait.js';
 
 test('events: one {"event","queue_event_type"} body per segment, heartbeat at start and every interval', async (t) => {
   const server = new TrickleServer();

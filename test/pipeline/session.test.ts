@@ -9,7 +9,8 @@ import { OpenAIBackend } from '../../src/model/openai.js';
 import { parseParamsUpdate } from '../../src/config/params.js';
 import { makeTestSegments } from '../helpers/media.js';
 import { startFakeEngine, type FakeEngine } from '../helpers/model.js';
-import { startPipelineHarness, sleep, waitFor, type PipelineHarness } from '../helpers/pipeline.js';
+import { startPipelineHarness, type PipelineHarness } from '../helpers/pipeline.js';
+import { waitFor, sleep } from '../helpers/wait.js';
 
 const STREAM = { durationS: 8, fps: 15, width: 320, height: 240, gopS: 1, audio: 'aac' as const };
 

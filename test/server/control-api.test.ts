@@ -6,12 +6,13 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { LifecycleBackendDouble, request, startTestServer, waitFor } from '../helpers/server.js';
+import { LifecycleBackendDouble, request, startTestServer } from '../helpers/server.js';
 import { createSessionFactory } from '../../src/pipeline/session.js';
 import { TrickleServer } from '../../src/trickle/server.js';
 import { TrickleSubscriber } from '../../src/trickle/subscriber.js';
 import type { RunnerServerHandle } from '../../src/server/index.js';
 import { rootLogger } from '../../src/log.js';
+import { waitFor } from '../helpers/wait.js';
 
 const PIPELINE_STATE_KEYS = [
   'status',
@@ -345,7 +346,7 @@ describe('control API: events channel on params and stop (cases 30, 32)', () => 
       assert.equal(stop.status, 200);
       const stopped = await nextEventOfType(sub, 'stream_stopped');
       assert.equal(stopped.queue_event_type, 'ai_stream_events');
-      await waitFor(async () => (await request(srv.url, 'GET', '/health')).body.status === 'IDLE', 'IDLE after stop');
+      await waitFor('IDLE after stop', async () => (await request(srv.url, 'GET', '/health')).body.status === 'IDLE');
     } finally {
       await sub.close();
       await srv.close();

@@ -16,8 +16,9 @@ import type { RunnerServerHandle } from '../../src/server/index.js';
 import { makeTestSegments, publishSegments } from '../helpers/media.js';
 import { startFakeEngine, type FakeEngine } from '../helpers/model.js';
 import { collectChannel, type ChannelCollector } from '../helpers/pipeline.js';
-import { request, startTestServer, waitFor } from '../helpers/server.js';
+import { request, startTestServer } from '../helpers/server.js';
 import { rootLogger } from '../../src/log.js';
+import { waitFor } from '../helpers/wait.js';
 
 /**
  * Every `curl …` command in the README's sh blocks, in document order: continuation lines (trailing
@@ -74,7 +75,7 @@ describe('README curl examples against the running server', () => {
     trickle.createChannel('data', 'application/jsonl');
     const backend = new OpenAIBackend({ baseURL: engine.baseURL, modelId: 'google/gemma-3n-E4B-it', timeoutMs: 10_000 });
     srv = await startTestServer({ backend, sessionFactory: createSessionFactory({ backend, logger: rootLogger() }) });
-    await waitFor(async () => (await request(srv.url, 'GET', '/health')).body.status === 'IDLE', 'engine warm-up');
+    await waitFor('engine warm-up', async () => (await request(srv.url, 'GET', '/health')).body.status === 'IDLE');
     data = collectChannel(trickle.channelUrl('data'), { start: 0 });
     const segments = await makeTestSegments({ durationS: 8, fps: 30, width: 640, height: 360, gopS: 1, audio: 'aac', toneHz: 440 });
     input = new TricklePublisher({ url: trickle.channelUrl('input'), mimeType: 'video/MP2T' });
@@ -112,7 +113,7 @@ describe('README curl examples against the running server', () => {
     assert.equal(start.body.status, 'success');
     assert.equal(start.body.request_id, 'my-stream-1');
 
-    await waitFor(() => data.records.some((r) => r.type === 'generation'), 'a first generation record', 60_000);
+    await waitFor('a first generation record', () => data.records.some((r) => r.type === 'generation'), 60_000);
     const first = data.records.find((r) => r.type === 'generation') as { prompt: string; stats: Record<string, number> };
     assert.equal(first.prompt, 'Describe what is happening in the video and transcribe any speech.');
     assert.equal(first.stats.max_new_tokens, 700);
@@ -120,11 +121,7 @@ describe('README curl examples against the running server', () => {
     const params = await runCurl(find(/\/api\/stream\/params/));
     assert.equal(params.status, 200);
     assert.equal(params.body.status, 'success');
-    await waitFor(
-      () => data.records.some((r) => r.type === 'generation' && r.prompt === 'Focus on the actions of the main person in the scene.'),
-      'a record with the updated prompt',
-      60_000,
-    );
+    await waitFor('a record with the updated prompt', () => data.records.some((r) => r.type === 'generation' && r.prompt === 'Focus on the actions of the main person in the scene.'), 60_000);
 
     // Prometheus metrics carry this stream's series while it runs.
     const metrics = await (await fetch(`${srv.url}/metrics`)).text();
@@ -163,16 +160,16 @@ describe('README curl examples against the running server', () => {
       subscribe_url: trickle.channelUrl('input'),
     });
     assert.equal(res.status, 200, res.text);
-    await waitFor(async () => {
+    await waitFor('input segments flowing', async () => {
       const s = await request(srv.url, 'GET', '/stream/status');
       return ((s.body.stream as { counters?: Record<string, number> } | undefined)?.counters?.segments_in ?? 0) > 0;
-    }, 'input segments flowing', 30_000);
+    }, 30_000);
     // Stop the feeder before deleting: with autocreate on, a later POST would re-create the channel.
     stopFeeding = true;
     await input.close();
     await feeding;
     assert.ok(trickle.deleteChannel('input'));
-    await waitFor(async () => (await request(srv.url, 'GET', '/health')).body.status === 'IDLE', 'IDLE after input ended', 10_000);
+    await waitFor('IDLE after input ended', async () => (await request(srv.url, 'GET', '/health')).body.status === 'IDLE', 10_000);
     const status = await request(srv.url, 'GET', '/stream/status');
     assert.equal(status.body.client_active, false);
     assert.equal(status.body.active_streams, 0);

@@ -12,7 +12,8 @@ import { rootLogger } from '../../src/log.js';
 import { makeTestSegments, publishSegments } from '../helpers/media.js';
 import { startFakeEngine } from '../helpers/model.js';
 import { collectChannel } from '../helpers/pipeline.js';
-import { request, startTestServer, waitFor } from '../helpers/server.js';
+import { request, startTestServer } from '../helpers/server.js';
+import { waitFor } from '../helpers/wait.js';
 
 describe('stop during a cycle', () => {
   it('aborts the hung model request, publishes cycle_aborted and returns to IDLE', { timeout: 60_000 }, async () => {
@@ -25,7 +26,7 @@ describe('stop during a cycle', () => {
     const data = collectChannel(trickle.channelUrl('s-data'), { start: 0 });
     const input = new TricklePublisher({ url: trickle.channelUrl('s'), mimeType: 'video/MP2T' });
     try {
-      await waitFor(async () => (await request(srv.url, 'GET', '/health')).body.status === 'IDLE', 'engine warm-up');
+      await waitFor('engine warm-up', async () => (await request(srv.url, 'GET', '/health')).body.status === 'IDLE');
       engine.setFault({ kind: 'hang' });
       const start = await request(srv.url, 'POST', '/stream/start', {
         gateway_request_id: 'hung',
@@ -35,15 +36,15 @@ describe('stop during a cycle', () => {
       });
       assert.equal(start.status, 200, start.text);
       await publishSegments(input, await makeTestSegments({ durationS: 4, fps: 30, width: 640, height: 360, gopS: 1, audio: 'aac', toneHz: 440 }));
-      await waitFor(() => engine.openChatRequests() === 1, 'a chat request hanging in the engine', 30_000);
+      await waitFor('a chat request hanging in the engine', () => engine.openChatRequests() === 1, 30_000);
 
       const t0 = Date.now();
       const stop = await request(srv.url, 'POST', '/stream/stop');
       assert.equal(stop.status, 200);
       assert.ok(Date.now() - t0 < 10_000, `stop took ${Date.now() - t0} ms`);
-      await waitFor(() => engine.openChatRequests() === 0, 'the engine to see the request aborted', 5_000);
+      await waitFor('the engine to see the request aborted', () => engine.openChatRequests() === 0, 5_000);
       assert.deepEqual((await request(srv.url, 'GET', '/health')).body, { status: 'IDLE' });
-      await waitFor(() => data.records.some((r) => r.type === 'error'), 'the aborted cycle record', 5_000);
+      await waitFor('the aborted cycle record', () => data.records.some((r) => r.type === 'error'), 5_000);
       const rec = data.records.find((r) => r.type === 'error') as { error: { code: string } };
       assert.equal(rec.error.code, 'cycle_aborted');
     } finally {
