@@ -21,7 +21,7 @@ after(async () => {
 
 /**
  * Runs input segments through a relay over real trickle: a publisher feeds `in`, the relay forwards
- * to `out`, a reader collects `out`. The feeder waits for the relay so the 5-segment window never laps.
+ * to `out`, a reader collects `out`.
  */
 async function relayThrough(input: Buffer[], opts: { sampler?: MediaSampler; publish?: boolean; outChannel?: boolean } = {}) {
   const id = ++n;
@@ -40,13 +40,7 @@ async function relayThrough(input: Buffer[], opts: { sampler?: MediaSampler; pub
   const running = relay.run();
   const reader = opts.outChannel !== false && publisher ? new TrickleSubscriber({ url: server.channelUrl(outName), start: 0 }) : undefined;
   const reading = reader ? readSegments(reader, input.length) : Promise.resolve([]);
-  for (const [i, seg] of input.entries()) {
-    await waitFor('relay to keep up', () => relay.stats().segmentsIn >= i - 2, 10_000);
-    const out = await feeder.next();
-    for (let o = 0; o < seg.length; o += 16 * 1024) await out.write(seg.subarray(o, o + 16 * 1024));
-    await out.end();
-  }
-  await waitFor('relay to read all input', () => relay.stats().segmentsIn >= input.length, 10_000);
+  await feedInput(feeder, input, relay);
   const outputs = await reading;
   await relay.stop();
   await running;
@@ -57,6 +51,20 @@ async function relayThrough(input: Buffer[], opts: { sampler?: MediaSampler; pub
   server.deleteChannel(inName);
   server.deleteChannel(outName);
   return { relay, outputs, drops, relayErrors };
+}
+
+/**
+ * Publishes `input` on the relay's input channel, waiting for the relay so the 5-segment window never
+ * laps, and returns once the relay has read every segment.
+ */
+async function feedInput(feeder: TricklePublisher, input: Buffer[], relay: MediaRelay): Promise<void> {
+  for (const [i, seg] of input.entries()) {
+    await waitFor('relay to keep up', () => relay.stats().segmentsIn >= i - 2, 10_000);
+    const out = await feeder.next();
+    for (let o = 0; o < seg.length; o += 16 * 1024) await out.write(seg.subarray(o, o + 16 * 1024));
+    await out.end();
+  }
+  await waitFor('relay to read all input', () => relay.stats().segmentsIn >= input.length, 10_000);
 }
 
 async function serverHealthy(): Promise<void> {
@@ -146,13 +154,7 @@ describe('MediaRelay over real trickle', () => {
     relay.on('output-dropped', (d) => drops.push(d));
     relay.on('error', () => undefined);
     const running = relay.run();
-    for (const [i, seg] of segs.entries()) {
-      await waitFor('relay to keep reading input', () => relay.stats().segmentsIn >= i - 2, 10_000);
-      const out = await feeder.next();
-      for (let o = 0; o < seg.length; o += 16 * 1024) await out.write(seg.subarray(o, o + 16 * 1024));
-      await out.end();
-    }
-    await waitFor('relay to read all input', () => relay.stats().segmentsIn >= segs.length, 10_000);
+    await feedInput(feeder, segs, relay);
     // Observed while the relay still runs (stop() abandons whatever output is left anyway).
     const openedWhileRunning = stalled.opened;
     const abortedWhileRunning = stalled.aborted;
