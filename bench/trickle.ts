@@ -6,6 +6,13 @@
  * server (also a child process) serving the same 2 MiB from memory to the same number of concurrent
  * readers (latency = request → first byte). The publisher stays at most 3 segments ahead of the
  * slowest subscriber so nobody is overrun (otherwise slow readers would skip segments via 470).
+ *
+ * Reading the figures: the trickle path is two loopback hops (publisher → server → subscriber) and the
+ * publisher and subscribers share this process, while the plain baseline is one hop; a warm-up round
+ * runs first so neither side is measured cold (JIT, tsx). "fb load" is first-byte latency while the
+ * publisher runs flat out: a subscriber reads segments in order, so it includes draining the rest of
+ * the previous segment (≈ 2 MiB / throughput). "fb edge" is the protocol's own latency: subscribers
+ * wait at the live edge, the publisher writes a 64 KiB segment, first write → first byte.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
@@ -73,6 +80,7 @@ async function benchTrickle(port: number, subs: number, segments: number, round:
   const startAt: number[] = [];
   const latencies: number[] = [];
   const done = new Array<number>(subs).fill(-1);
+  let progressed: (() => void) | undefined;
   let bytes = 0;
   const readers = Array.from({ length: subs }, async (_, i) => {
     const sub = new TrickleSubscriber({ url, start: 0 });
@@ -88,6 +96,7 @@ async function benchTrickle(port: number, subs: number, segments: number, round:
         bytes += (c as Buffer).length;
       }
       done[i] = seg.seq;
+      progressed?.();
       if (seg.seq >= segments - 1) break;
     }
     await sub.close();
@@ -97,7 +106,7 @@ async function benchTrickle(port: number, subs: number, segments: number, round:
   await new Promise((r) => setTimeout(r, 100)); // subscribers' GETs for seq 0 are waiting
   const t0 = performance.now();
   for (let k = 0; k < segments; k++) {
-    while (Math.min(...done) < k - 3) await new Promise((r) => setTimeout(r, 1));
+    while (Math.min(...done) < k - 3) await new Promise<void>((r) => (progressed = r));
     const seg = await pub.next();
     startAt[k] = performance.now();
     for (let off = 0; off < SEG; off += CHUNK) await seg.write(payload);
@@ -107,6 +116,47 @@ async function benchTrickle(port: number, subs: number, segments: number, round:
   const elapsed = (performance.now() - t0) / 1000;
   await pub.close();
   return { mibs: bytes / MiB / elapsed, p50: pct(latencies, 50), p99: pct(latencies, 99) };
+}
+
+/** Live-edge first-byte latency: every subscriber waits for segment k, then one 64 KiB write. */
+async function edgeLatency(port: number, subs: number, samples: number, round: number): Promise<Result> {
+  const url = `http://127.0.0.1:${port}/edge${round}`;
+  const create = await fetch(url, { method: 'POST', headers: { 'Expect-Content': 'application/octet-stream' } });
+  if (create.status !== 200) throw new Error(`create failed ${create.status}`);
+  const startAt: number[] = [];
+  const latencies: number[] = [];
+  const done = new Array<number>(subs).fill(-1);
+  let progressed: (() => void) | undefined;
+  const readers = Array.from({ length: subs }, async (_, i) => {
+    const sub = new TrickleSubscriber({ url, start: 0 });
+    for (;;) {
+      const seg = await sub.next();
+      if (!seg) break;
+      let first = true;
+      for await (const _c of seg.body) {
+        if (first) latencies.push(performance.now() - (startAt[seg.seq] ?? NaN));
+        first = false;
+      }
+      done[i] = seg.seq;
+      progressed?.();
+      if (seg.seq >= samples - 1) break;
+    }
+    await sub.close();
+  });
+  const pub = new TricklePublisher({ url, mimeType: 'application/octet-stream', deleteOnClose: true });
+  const payload = Buffer.alloc(CHUNK, 1);
+  for (let k = 0; k < samples; k++) {
+    while (Math.min(...done) < k - 1) await new Promise<void>((r) => (progressed = r));
+    // Long enough for the subscribers' preconnected GETs for seq k to be parked at the server.
+    await new Promise((r) => setTimeout(r, 10));
+    const seg = await pub.next();
+    startAt[k] = performance.now();
+    await seg.write(payload);
+    await seg.end();
+  }
+  await Promise.all(readers);
+  await pub.close();
+  return { mibs: NaN, p50: pct(latencies, 50), p99: pct(latencies, 99) };
 }
 
 async function benchPlain(port: number, subs: number, segments: number): Promise<Result> {
@@ -145,15 +195,20 @@ export async function run(args: string[]): Promise<void> {
   if (args.includes('--serve-trickle')) return serveTrickle();
   if (args.includes('--serve-plain')) return servePlain();
   const quick = args.includes('--quick');
-  const segments = quick ? 6 : 16;
+  const segments = quick ? 8 : 24;
   const fanouts = [1, 10, 50];
   const trickle = await startChild('--serve-trickle');
   const plain = await startChild('--serve-plain');
   const rows: string[] = [];
   try {
     let round = 0;
+    // Warm-up, not reported: both servers and this process get past JIT and module loading.
+    await benchTrickle(trickle.port, 4, 8, round++);
+    await edgeLatency(trickle.port, 4, 5, round++);
+    await benchPlain(plain.port, 4, 8);
     for (const n of fanouts) {
       const t = await benchTrickle(trickle.port, n, segments, round++);
+      const e = await edgeLatency(trickle.port, n, quick ? 10 : 30, round++);
       const b = await benchPlain(plain.port, n, segments);
       rows.push(
         [
@@ -162,6 +217,7 @@ export async function run(args: string[]): Promise<void> {
           b.mibs.toFixed(0).padStart(9),
           (t.mibs / b.mibs).toFixed(2).padStart(6),
           `${t.p50.toFixed(2)}/${t.p99.toFixed(2)}`.padStart(15),
+          `${e.p50.toFixed(2)}/${e.p99.toFixed(2)}`.padStart(15),
           `${b.p50.toFixed(2)}/${b.p99.toFixed(2)}`.padStart(15),
         ].join(' | '),
       );
@@ -172,6 +228,7 @@ export async function run(args: string[]): Promise<void> {
   }
   process.stdout.write(`trickle fan-out, ${segments} × 2 MiB segments per subscriber, loopback (MiB/s = aggregate delivered)\n`);
   process.stdout.write('columns: MiB/s trickle, MiB/s plain HTTP baseline, ratio trickle/plain, first-byte ms p50/p99\n');
-  process.stdout.write(`${' subs'} | ${'trickle'.padStart(9)} | ${'plain'.padStart(9)} | ${'ratio'.padStart(6)} | ${'tr fb p50/p99'.padStart(15)} | ${'pl fb p50/p99'.padStart(15)}\n`);
+  process.stdout.write('(tr fb load: while publishing flat out, includes draining the previous segment; tr fb edge: subscribers waiting at the live edge)\n');
+  process.stdout.write(`${' subs'} | ${'trickle'.padStart(9)} | ${'plain'.padStart(9)} | ${'ratio'.padStart(6)} | ${'tr fb load'.padStart(15)} | ${'tr fb edge'.padStart(15)} | ${'pl fb p50/p99'.padStart(15)}\n`);
   for (const r of rows) process.stdout.write(`${r}\n`);
 }

@@ -16,7 +16,7 @@
  * crashes the process).
  */
 import type http from 'node:http';
-import { PassThrough, type Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { childLogger, type Logger } from '../log.js';
 import { TrickleError, asTrickleError } from './errors.js';
 import { Transport, header, httpStatusError, intHeader, joinUrl, readCapped, sleep } from './http.js';
@@ -43,6 +43,9 @@ export interface TrickleSegmentIn {
   contentType?: string;
 }
 
+/** Socket reads (each ≤ 64 KiB) a segment body queues before the socket is paused. */
+const BODY_QUEUE_CHUNKS = 16;
+
 type Outcome =
   | { kind: 'segment'; res: http.IncomingMessage; seq: number }
   | { kind: 'end'; why: string }
@@ -68,7 +71,7 @@ export class TrickleSubscriber {
   private ended = false;
   private failures = 0;
   private chain: Promise<unknown> = Promise.resolve();
-  private readonly bodies = new Set<PassThrough>();
+  private readonly bodies = new Set<Readable>();
 
   constructor(opts: TrickleSubscriberOptions) {
     this.url = opts.url.replace(/\/+$/, '');
@@ -217,9 +220,20 @@ export class TrickleSubscriber {
     );
   }
 
-  /** Forwards the response through a PassThrough so a cut-short body surfaces as a TrickleError. */
+  /**
+   * Re-emits the response's chunks one by one (object mode: `for await` yields each socket read as it
+   * came, instead of Buffer.concat-ing whatever piled up since the last read — a copy per chunk), with
+   * backpressure onto the socket, so a cut-short body surfaces as a TrickleError. At most
+   * BODY_QUEUE_CHUNKS socket reads (≤ 64 KiB each) wait here before the socket is paused.
+   */
   private wrapBody(res: http.IncomingMessage, seq: number): Readable {
-    const out = new PassThrough({ highWaterMark: 64 * 1024 });
+    const out = new Readable({
+      objectMode: true,
+      highWaterMark: BODY_QUEUE_CHUNKS,
+      read: () => {
+        res.resume();
+      },
+    });
     out.on('error', () => undefined);
     this.bodies.add(out);
     out.on('close', () => {
@@ -227,12 +241,15 @@ export class TrickleSubscriber {
       if (!res.complete) res.destroy();
     });
     res.on('error', () => undefined);
+    res.on('data', (chunk: Buffer) => {
+      if (!out.push(chunk)) res.pause();
+    });
+    res.on('end', () => out.push(null));
     res.on('close', () => {
       if (!res.complete && !out.destroyed) {
         out.destroy(new TrickleError('trickle_connection', `segment ${seq} of ${this.url} was cut short`));
       }
     });
-    res.pipe(out);
     return out;
   }
 }
