@@ -36,6 +36,9 @@ export interface MediaRelayStats {
   lastInputAtMs?: number;
 }
 
+/** Output segments that may await the server's answer at once (normally 1–2). */
+const MAX_UNANSWERED_OUTPUT = 4;
+
 export type OutputDropReason = 'output_lagging' | 'output_failed' | 'publisher_closed' | 'stopped';
 
 interface OutSeg {
@@ -71,6 +74,8 @@ export class MediaRelay extends EventEmitter {
   private outQueue: OutSeg[] = [];
   private outBytes = 0;
   private pumping: Promise<void> | null = null;
+  /** Output segments whose body has ended but whose server answer has not arrived yet. */
+  private readonly ending = new Map<Promise<void>, OutSeg>();
   private stopping = false;
   private running: Promise<void> | null = null;
   private current: { seg: TrickleSegmentIn; out: OutSeg | null } | null = null;
@@ -266,13 +271,20 @@ export class MediaRelay extends EventEmitter {
         continue;
       }
       if (o.ended) {
-        try {
-          await out.end();
-          this.st.segmentsOut++;
-          this.emit('output-segment', { seq: out.seq, inSeq: o.inSeq });
-        } catch (e) {
-          this.failOut(o, e);
-        }
+        // The next segment may start writing as soon as this body has ended; the server's answer for
+        // this one arrives a round trip later and is handled on the side. Waiting for it here would
+        // delay every output segment's first byte by that round trip.
+        const ending: Promise<void> = out.end().then(
+          () => {
+            this.st.segmentsOut++;
+            this.emit('output-segment', { seq: out.seq, inSeq: o.inSeq });
+          },
+          (e: unknown) => this.failOut(o, e),
+        );
+        this.ending.set(ending, o);
+        void ending.finally(() => this.ending.delete(ending));
+        // Bounded: a server that stops answering cannot pile up unanswered segments.
+        while (this.ending.size >= MAX_UNANSWERED_OUTPUT) await Promise.race(this.ending.keys());
         return;
       }
       await new Promise<void>((r) => (o.wake = r));
@@ -293,10 +305,10 @@ export class MediaRelay extends EventEmitter {
     this.emit('output-dropped', { seq, reason });
   }
 
-  /** Waits for queued output to be written, up to `ms`; then abandons what is left. */
+  /** Waits for queued output to be written and answered, up to `ms`; then abandons what is left. */
   private async drainOutput(ms: number): Promise<void> {
-    const p = this.pumping;
-    if (!p) return;
+    const pump = this.pumping ?? Promise.resolve();
+    const p = pump.then(() => Promise.all([...this.ending.keys()])).then(() => undefined);
     let timer: NodeJS.Timeout | undefined;
     const timedOut = await Promise.race([
       p.then(() => false),
@@ -304,7 +316,7 @@ export class MediaRelay extends EventEmitter {
     ]);
     clearTimeout(timer);
     if (timedOut) {
-      for (const o of this.outQueue) this.abortOut(o, 'stopped');
+      for (const o of [...this.outQueue, ...this.ending.values()]) this.abortOut(o, 'stopped');
       await Promise.race([p, new Promise((r) => setTimeout(r, 1000).unref())]);
     }
   }
