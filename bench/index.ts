@@ -1,10 +1,12 @@
 /**
- * `npm run bench -- <name>`: runs bench/<name>.ts (trickle, media, model, pipeline); no name runs all.
- * Each bench prints its figures and the ratio against a baseline measured in the same run.
+ * `npm run bench -- <name>`: runs bench/<name>.ts (trickle, media, model, pipeline); no name runs those
+ * four. `decoders` (ffmpeg CLI vs node-av, the media-decoding choice; node-av from NODE_AV_PATH) runs
+ * only when named. Each bench prints its figures and the ratio against a baseline measured in the same run.
  */
-const names = ['trickle', 'media', 'model', 'pipeline'];
+const defaults = ['trickle', 'media', 'model', 'pipeline'];
+const names = [...defaults, 'decoders'];
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
-const run = wanted.length > 0 ? wanted : names;
+const run = wanted.length > 0 ? wanted : defaults;
 for (const name of run) {
   if (!names.includes(name)) {
     process.stderr.write(`unknown bench "${name}"; choose from ${names.join(', ')}\n`);
