@@ -2,7 +2,7 @@
  * Trickle commands: an embedded trickle server, a file publisher (ffmpeg-cut MPEG-TS at real-time
  * pace) and a subscriber that writes a channel to a file or stdout.
  */
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, readFileSync } from 'node:fs';
 import type { Writable } from 'node:stream';
 import type { Command } from 'commander';
 import { publishFile } from '../trickle/file-publisher.js';
@@ -31,8 +31,12 @@ export function registerTrickleCommands(program: Command): void {
     .option('--base-path <path>', 'path prefix of every route (the orchestrator uses /ai/trickle/)', '/')
     .option('--autocreate', 'create channels on first POST', false)
     .option('--changefeed', 'publish channel additions/removals on _changes', false)
-    .action(async (o: { port: number; host: string; basePath: string; autocreate: boolean; changefeed: boolean }) => {
-      const server = new TrickleServer({ port: o.port, host: o.host, basePath: o.basePath, autocreate: o.autocreate, changefeed: o.changefeed });
+    .option('--tls-key <file>', 'serve HTTPS: PEM private key (with --tls-cert)')
+    .option('--tls-cert <file>', 'serve HTTPS: PEM certificate (with --tls-key)')
+    .action(async (o: { port: number; host: string; basePath: string; autocreate: boolean; changefeed: boolean; tlsKey?: string; tlsCert?: string }) => {
+      if (Boolean(o.tlsKey) !== Boolean(o.tlsCert)) throw new Error('--tls-key and --tls-cert go together');
+      const tls = o.tlsKey && o.tlsCert ? { key: readFileSync(o.tlsKey), cert: readFileSync(o.tlsCert) } : undefined;
+      const server = new TrickleServer({ port: o.port, host: o.host, basePath: o.basePath, autocreate: o.autocreate, changefeed: o.changefeed, ...(tls ? { tls } : {}) });
       await server.listen();
       process.stderr.write(`trickle server on ${server.url}\n`);
       await untilSignal();

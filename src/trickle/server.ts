@@ -14,6 +14,7 @@
  * `Lp-Trickle-Closed` even when it had bytes.
  */
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { childLogger, type Logger } from '../log.js';
 import { Segment } from './segment.js';
@@ -33,6 +34,8 @@ export interface TrickleServerOptions {
   sweepIntervalMs?: number;
   /** Interim `100 Continue` interval on a POST that has sent no body byte yet; default 10 s. */
   keepaliveMs?: number;
+  /** Serve HTTPS with this key and certificate (PEM), as orchestrators do (often self-signed). */
+  tls?: { key: string | Buffer; cert: string | Buffer };
   logger?: Logger;
 }
 
@@ -108,11 +111,12 @@ function httpError(res: http.ServerResponse, status: number, msg: string, extra:
 }
 
 export class TrickleServer {
-  private readonly opts: Required<Omit<TrickleServerOptions, 'logger' | 'host' | 'port'>> & { host: string; port: number };
+  private readonly opts: Required<Omit<TrickleServerOptions, 'logger' | 'host' | 'port' | 'tls'>> & { host: string; port: number };
   private readonly log: Logger;
   private readonly basePath: string;
   private readonly channels = new Map<string, Channel>();
-  private readonly http: http.Server;
+  private readonly http: http.Server | https.Server;
+  private readonly scheme: 'http' | 'https';
   private sweepTimer: NodeJS.Timeout | undefined;
   private boundPort = 0;
   private closing = false;
@@ -130,15 +134,19 @@ export class TrickleServer {
       keepaliveMs: opts.keepaliveMs ?? 10_000,
     };
     this.log = opts.logger ?? childLogger('trickle-server');
-    this.http = http.createServer({
+    const serverOpts: http.ServerOptions = {
       // Long-lived preconnected POSTs and long-poll GETs must not be cut by Node's defaults.
       requestTimeout: 0,
       headersTimeout: 60_000,
       keepAliveTimeout: 65_000,
       noDelay: true,
-    });
-    this.http.on('request', (req, res) => this.handle(req, res));
-    this.http.on('clientError', (_err, socket) => {
+    };
+    this.scheme = opts.tls ? 'https' : 'http';
+    this.http = opts.tls
+      ? https.createServer({ ...serverOpts, key: opts.tls.key, cert: opts.tls.cert })
+      : http.createServer(serverOpts);
+    this.http.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => this.handle(req, res));
+    this.http.on('clientError', (_err: Error, socket: import('node:stream').Duplex) => {
       if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
       else socket.destroy();
     });
@@ -167,7 +175,7 @@ export class TrickleServer {
   get url(): string {
     const host = this.opts.host.includes(':') ? `[${this.opts.host}]` : this.opts.host;
     const shown = host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host;
-    return `http://${shown}:${this.boundPort}${this.basePath}`;
+    return `${this.scheme}://${shown}:${this.boundPort}${this.basePath}`;
   }
 
   channelUrl(name: string): string {
