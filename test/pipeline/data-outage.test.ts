@@ -1,0 +1,98 @@
+/**
+ * No record lost while the data channel hiccups, at the session level: a running stream keeps producing
+ * cycles while its data channel (on its own trickle server) is deleted and re-created, and while that
+ * server is down for 5 s and comes back on the same port. Every cycle's record arrives, in order.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { OpenAIBackend } from '../../src/model/openai.js';
+import { parseStartParams } from '../../src/config/params.js';
+import { createSessionFactory } from '../../src/pipeline/session.js';
+import { TricklePublisher } from '../../src/trickle/publisher.js';
+import { TrickleServer } from '../../src/trickle/server.js';
+import { makeTestSegments } from '../helpers/media.js';
+import { startFakeEngine } from '../helpers/model.js';
+import { collectChannel, type ChannelCollector } from '../helpers/pipeline.js';
+import { sleep, waitFor } from '../helpers/wait.js';
+
+test('records published during a data-channel deletion and a 5 s data-server outage all arrive, in order', { timeout: 120_000 }, async (t) => {
+  const engine = await startFakeEngine();
+  const backend = new OpenAIBackend({ baseURL: engine.baseURL, capabilities: { maxImages: 4 } });
+  const media = new TrickleServer({ port: 0, host: '127.0.0.1' });
+  await media.listen();
+  media.createChannel('in', 'video/MP2T');
+  let dataServer = new TrickleServer({ port: 0, host: '127.0.0.1' });
+  await dataServer.listen();
+  const dataPort = dataServer.port;
+  dataServer.createChannel('data', 'application/jsonl');
+  const dataUrl = dataServer.channelUrl('data');
+
+  const collectors: ChannelCollector[] = [collectChannel(dataUrl)];
+  const session = createSessionFactory({ backend, flushTimeoutMs: 15_000 })({
+    streamId: 'outage',
+    subscribeUrl: media.channelUrl('in'),
+    dataUrl,
+    params: parseStartParams({ generate_every_s: 1, target_fps: 2, max_frames: 2, audio_window_s: 1 }).params,
+    extraParams: {},
+  });
+  const input = new TricklePublisher({ url: media.channelUrl('in'), mimeType: 'video/MP2T' });
+  let feeding = true;
+  t.after(async () => {
+    feeding = false;
+    await session.stop('shutdown');
+    await session.done;
+    await input.close();
+    for (const c of collectors) await c.stop();
+    await dataServer.close();
+    await media.close();
+    await backend.close();
+    await engine.close();
+  });
+
+  await session.start();
+  const segs = await makeTestSegments({ durationS: 8, fps: 15, width: 320, height: 240, gopS: 1, audio: 'aac', toneHz: 440 });
+  // Continuous input: the 8 s clip over and over, about 4x real time (timestamps restart each loop).
+  const feeder = (async () => {
+    while (feeding) {
+      for (const seg of segs) {
+        if (!feeding) break;
+        await input.publish(seg).catch(() => undefined);
+        await sleep(250);
+      }
+    }
+  })();
+  const seqs = () => collectors.flatMap((c) => c.records.filter((r) => r.type === 'generation').map((r) => r.cycle_seq as number));
+  const started = () => session.status().counters.cycles_completed ?? 0;
+
+  await waitFor('records before the outage', () => seqs().length >= 2, 30_000);
+
+  // 1) The orchestrator deletes the data channel and re-creates it a second later.
+  dataServer.deleteChannel('data');
+  const doneAtDelete = started();
+  await waitFor('cycles completing while the channel is gone', () => started() >= doneAtDelete + 2, 30_000);
+  dataServer.createChannel('data', 'application/jsonl');
+  collectors.push(collectChannel(dataUrl));
+
+  // 2) The data server goes away for 5 s and comes back on the same port.
+  await waitFor('records on the re-created channel', () => (collectors[1]?.records.length ?? 0) > 0, 30_000);
+  await dataServer.close();
+  const doneAtDown = started();
+  await sleep(5_000);
+  assert.ok(started() >= doneAtDown + 2, 'cycles kept running while the data server was down');
+  dataServer = new TrickleServer({ port: dataPort, host: '127.0.0.1' });
+  await dataServer.listen();
+  dataServer.createChannel('data', 'application/jsonl');
+  collectors.push(collectChannel(dataUrl));
+
+  const last = started();
+  await waitFor('every completed cycle delivered', () => seqs().length >= last && collectors[2]!.records.length > 0, 60_000);
+  feeding = false;
+  await feeder;
+
+  const got = seqs();
+  assert.equal(got[0], 1, 'from the first cycle');
+  assert.deepEqual(got, [...got].sort((a, b) => a - b), 'in order');
+  assert.equal(new Set(got).size, got.length, 'no duplicates');
+  for (let i = 1; i < got.length; i++) assert.equal(got[i], got[i - 1]! + 1, `no gap after cycle ${got[i - 1]}`);
+  assert.equal(session.status().counters.records_dropped ?? 0, 0, 'nothing dropped past the queue bound');
+});
