@@ -25,8 +25,9 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import { generateTestStream } from '../src/media/test-source.js';
+import { cpuNow } from './cpu.js';
+import { median } from '../src/util/stats.js';
 
-const TICK = 100; // USER_HZ
 const STREAM_S = 10;
 const SAMPLE_FPS = 3;
 const PX = 512;
@@ -50,16 +51,7 @@ interface Measured extends RunOut {
   elP99Ms: number;
 }
 
-function childCpuS(): number {
-  const f = readFileSync('/proc/self/stat', 'utf8');
-  const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
-  return (Number(rest[13]) + Number(rest[14])) / TICK;
-}
 
-function cpuNow(): number {
-  const u = process.cpuUsage();
-  return (u.user + u.system) / 1e6 + childCpuS();
-}
 
 async function measure(fn: () => Promise<RunOut>): Promise<Measured> {
   // Event-loop blocking: the largest gap between ticks of a 1 ms interval (minus its period), plus
@@ -264,10 +256,6 @@ async function runNodeAvSync(av: Loose, file: string, job: Job): Promise<RunOut>
 
 // ---------------------------------------------------------------- driver
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)] ?? NaN;
-}
 
 export async function run(args: string[]): Promise<void> {
   const repsArg = args.find((a) => a.startsWith('--reps='));

@@ -3,6 +3,9 @@
  * four. `decoders` (ffmpeg CLI vs node-av, the media-decoding choice; node-av from NODE_AV_PATH) runs
  * only when named. Each bench prints its figures and the ratio against a baseline measured in the same run.
  */
+// Benchmarks print their own figures; the modules' info logs would only bury them.
+process.env.LOG_LEVEL ??= 'warn';
+
 const defaults = ['trickle', 'media', 'model', 'pipeline'];
 const names = [...defaults, 'decoders'];
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));

@@ -8,27 +8,17 @@
  * CPU = this process (process.cpuUsage) + reaped children (cutime/cstime from /proc/self/stat).
  */
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { MediaRelay } from '../src/media/relay.js';
 import { DEFAULT_SAMPLER_SETTINGS, MediaSampler } from '../src/media/sampler.js';
 import { generateTestStream, splitIntoSegments } from '../src/media/test-source.js';
 import { TricklePublisher } from '../src/trickle/publisher.js';
 import { TrickleServer } from '../src/trickle/server.js';
 import { TrickleSubscriber } from '../src/trickle/subscriber.js';
+import { cpuNow } from './cpu.js';
+import { percentile } from '../src/util/stats.js';
 
-const TICK = 100; // USER_HZ on Linux
 
-function childCpuS(): number {
-  const f = readFileSync('/proc/self/stat', 'utf8');
-  const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
-  // fields after ")" start at field 3; cutime = field 16, cstime = field 17
-  return (Number(rest[13]) + Number(rest[14])) / TICK;
-}
 
-function cpuNow(): number {
-  const u = process.cpuUsage();
-  return (u.user + u.system) / 1e6 + childCpuS();
-}
 
 async function measure<T>(fn: () => Promise<T>): Promise<{ cpuS: number; wallS: number; result: T }> {
   const c0 = cpuNow();
@@ -61,10 +51,6 @@ async function sample(segs: Buffer[], fps: number, skipNonRef: boolean | 'auto')
   return frames;
 }
 
-function pct(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
-}
 
 /** Feeds segments through `in`, something copies to `out`, a reader drains `out`; returns per-segment first-byte latency. */
 async function passthrough(server: TrickleServer, segs: Buffer[], mode: 'relay' | 'plain' | 'direct', tag: string): Promise<number[]> {
@@ -155,7 +141,7 @@ async function benchPassthrough(streams: Record<string, Buffer[]>, out: (s: stri
       const lat = m.result;
       out(
         `passthrough ${mode.padEnd(6)} 720p30: ${(m.cpuS / streamS).toFixed(4)} CPU-s/stream-s (incl. in-process trickle server, feeder, reader); ` +
-          `first-byte latency p50 ${pct(lat, 50).toFixed(2)} ms, p99 ${pct(lat, 99).toFixed(2)} ms`,
+          `first-byte latency p50 ${percentile(lat, 50).toFixed(2)} ms, p99 ${percentile(lat, 99).toFixed(2)} ms`,
       );
     }
   } finally {

@@ -15,9 +15,9 @@ import { OpenAIBackend } from '../src/model/openai.js';
 import { makeTinyModel } from '../src/model/tiny-model.js';
 import { TransformersBackend } from '../src/model/transformers.js';
 import { startFakeEngine, testJpeg, tone } from '../test/helpers/model.js';
+import { median } from '../src/util/stats.js';
 
 const out = (s: string) => process.stdout.write(`${s}\n`);
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 async function drain(it: AsyncIterable<GenerateEvent>): Promise<Extract<GenerateEvent, { type: 'done' }>> {
   let done: GenerateEvent | undefined;

@@ -27,16 +27,13 @@ import { serializeRecord } from '../src/pipeline/records.js';
 import { TricklePublisher } from '../src/trickle/publisher.js';
 import { TrickleServer } from '../src/trickle/server.js';
 import { TrickleSubscriber } from '../src/trickle/subscriber.js';
+import { percentile } from '../src/util/stats.js';
 
 function arg(args: string[], name: string, def: number): number {
   const i = args.indexOf(`--${name}`);
   return i >= 0 && args[i + 1] ? Number(args[i + 1]) : def;
 }
 
-function pct(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
-}
 
 /** A 512×288 frame with moving content, so JPEG sizes are realistic (not a flat colour). */
 function rgbFrame(i: number, w = 512, h = 288): Buffer {
@@ -202,7 +199,7 @@ export async function run(args: string[]): Promise<void> {
       }
     }
     const row = (name: string, xs: number[], base: number[]) =>
-      `  ${name.padEnd(34)} p50 ${pct(xs, 50).toFixed(2).padStart(7)} ms  p99 ${pct(xs, 99).toFixed(2).padStart(7)} ms   | baseline p50 ${pct(base, 50).toFixed(2).padStart(7)} ms  p99 ${pct(base, 99).toFixed(2).padStart(7)} ms   ratio(p50) ${(pct(xs, 50) / pct(base, 50)).toFixed(2)}x\n`;
+      `  ${name.padEnd(34)} p50 ${percentile(xs, 50).toFixed(2).padStart(7)} ms  p99 ${percentile(xs, 99).toFixed(2).padStart(7)} ms   | baseline p50 ${percentile(base, 50).toFixed(2).padStart(7)} ms  p99 ${percentile(base, 99).toFixed(2).padStart(7)} ms   ratio(p50) ${(percentile(xs, 50) / percentile(base, 50)).toFixed(2)}x\n`;
     process.stdout.write(`\n${frames} frames @512px + 4 s audio (${iterations} cycles; request ${Math.round(reqBytes / 1024)} KiB, record ${lineBytes} B)\n`);
     process.stdout.write(row('in: media → request bytes out', inMs, inBase));
     process.stdout.write(row('out: response in → record on data', outMs, outBase));

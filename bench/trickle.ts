@@ -21,6 +21,7 @@ import { createInterface } from 'node:readline';
 import { TricklePublisher } from '../src/trickle/publisher.js';
 import { TrickleServer } from '../src/trickle/server.js';
 import { TrickleSubscriber } from '../src/trickle/subscriber.js';
+import { percentile } from '../src/util/stats.js';
 
 const MiB = 1024 * 1024;
 const SEG = 2 * MiB;
@@ -32,10 +33,6 @@ interface Result {
   p99: number;
 }
 
-function pct(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? NaN;
-}
 
 async function startChild(mode: string): Promise<{ child: ChildProcess; port: number }> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'bench/index.ts', 'trickle', mode], {
@@ -115,7 +112,7 @@ async function benchTrickle(port: number, subs: number, segments: number, round:
   await Promise.all(readers);
   const elapsed = (performance.now() - t0) / 1000;
   await pub.close();
-  return { mibs: bytes / MiB / elapsed, p50: pct(latencies, 50), p99: pct(latencies, 99) };
+  return { mibs: bytes / MiB / elapsed, p50: percentile(latencies, 50), p99: percentile(latencies, 99) };
 }
 
 /** Live-edge first-byte latency: every subscriber waits for segment k, then one 64 KiB write. */
@@ -156,7 +153,7 @@ async function edgeLatency(port: number, subs: number, samples: number, round: n
   }
   await Promise.all(readers);
   await pub.close();
-  return { mibs: NaN, p50: pct(latencies, 50), p99: pct(latencies, 99) };
+  return { mibs: NaN, p50: percentile(latencies, 50), p99: percentile(latencies, 99) };
 }
 
 async function benchPlain(port: number, subs: number, segments: number): Promise<Result> {
@@ -188,7 +185,7 @@ async function benchPlain(port: number, subs: number, segments: number): Promise
   );
   const elapsed = (performance.now() - t0) / 1000;
   agent.destroy();
-  return { mibs: bytes / MiB / elapsed, p50: pct(latencies, 50), p99: pct(latencies, 99) };
+  return { mibs: bytes / MiB / elapsed, p50: percentile(latencies, 50), p99: percentile(latencies, 99) };
 }
 
 export async function run(args: string[]): Promise<void> {

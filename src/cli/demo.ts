@@ -10,6 +10,7 @@ import { mkdir } from 'node:fs/promises';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { childLogger, configureRootLogger } from '../log.js';
+import { percentile } from '../util/stats.js';
 import { errorMessage } from '../errors.js';
 import { generateTestStream } from '../media/test-source.js';
 import { describeBackend, makeTinyModel } from '../model/index.js';
@@ -42,11 +43,6 @@ export interface DemoSummary {
   outputTokens: number;
 }
 
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return 0;
-  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[i] ?? 0;
-}
 
 /** Where `--tiny` keeps its generated model between runs. */
 function tinyModelHome(): string {
@@ -173,7 +169,6 @@ export async function runDemo(o: DemoOptions, out: NodeJS.WritableStream, signal
     await server.close();
     await trickle.close();
   }
-  latencies.sort((a, b) => a - b);
   summary.latencyMs = latencies.length ? { p50: percentile(latencies, 50), p95: percentile(latencies, 95) } : undefined;
   return summary;
 }
