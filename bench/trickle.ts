@@ -70,15 +70,19 @@ async function servePlain(): Promise<void> {
   await new Promise(() => undefined);
 }
 
-async function benchTrickle(port: number, subs: number, segments: number, round: number): Promise<Result> {
-  const url = `http://127.0.0.1:${port}/bench${round}`;
+/**
+ * Creates a channel and starts `subs` subscribers that read segments 0…last, recording each segment's
+ * first-byte latency against `startAt[seq]` (set by the publisher) and counting bytes. `waitAhead(k, lag)`
+ * resolves once every subscriber has finished segment k - lag, so the publisher never laps the 5-slot window.
+ */
+async function fanOut(url: string, subs: number, last: number) {
   const create = await fetch(url, { method: 'POST', headers: { 'Expect-Content': 'application/octet-stream' } });
   if (create.status !== 200) throw new Error(`create failed ${create.status}`);
   const startAt: number[] = [];
   const latencies: number[] = [];
   const done = new Array<number>(subs).fill(-1);
   let progressed: (() => void) | undefined;
-  let bytes = 0;
+  const counted = { bytes: 0 };
   const readers = Array.from({ length: subs }, async (_, i) => {
     const sub = new TrickleSubscriber({ url, start: 0 });
     for (;;) {
@@ -86,74 +90,65 @@ async function benchTrickle(port: number, subs: number, segments: number, round:
       if (!seg) break;
       let first = true;
       for await (const c of seg.body) {
-        if (first) {
-          latencies.push(performance.now() - (startAt[seg.seq] ?? NaN));
-          first = false;
-        }
-        bytes += (c as Buffer).length;
+        if (first) latencies.push(performance.now() - (startAt[seg.seq] ?? NaN));
+        first = false;
+        counted.bytes += (c as Buffer).length;
       }
       done[i] = seg.seq;
       progressed?.();
-      if (seg.seq >= segments - 1) break;
+      if (seg.seq >= last) break;
     }
     await sub.close();
   });
+  return {
+    startAt,
+    latencies,
+    counted,
+    finished: () => Promise.all(readers),
+    async waitAhead(k: number, lag: number): Promise<void> {
+      while (Math.min(...done) < k - lag) await new Promise<void>((r) => (progressed = r));
+    },
+  };
+}
+
+async function benchTrickle(port: number, subs: number, segments: number, round: number): Promise<Result> {
+  const url = `http://127.0.0.1:${port}/bench${round}`;
+  const fan = await fanOut(url, subs, segments - 1);
   const pub = new TricklePublisher({ url, mimeType: 'application/octet-stream', deleteOnClose: true });
   const payload = Buffer.alloc(CHUNK, 1);
   await new Promise((r) => setTimeout(r, 100)); // subscribers' GETs for seq 0 are waiting
   const t0 = performance.now();
   for (let k = 0; k < segments; k++) {
-    while (Math.min(...done) < k - 3) await new Promise<void>((r) => (progressed = r));
+    await fan.waitAhead(k, 3);
     const seg = await pub.next();
-    startAt[k] = performance.now();
+    fan.startAt[k] = performance.now();
     for (let off = 0; off < SEG; off += CHUNK) await seg.write(payload);
     await seg.end();
   }
-  await Promise.all(readers);
+  await fan.finished();
   const elapsed = (performance.now() - t0) / 1000;
   await pub.close();
-  return { mibs: bytes / MiB / elapsed, p50: percentile(latencies, 50), p99: percentile(latencies, 99) };
+  return { mibs: fan.counted.bytes / MiB / elapsed, p50: percentile(fan.latencies, 50), p99: percentile(fan.latencies, 99) };
 }
 
 /** Live-edge first-byte latency: every subscriber waits for segment k, then one 64 KiB write. */
 async function edgeLatency(port: number, subs: number, samples: number, round: number): Promise<Result> {
   const url = `http://127.0.0.1:${port}/edge${round}`;
-  const create = await fetch(url, { method: 'POST', headers: { 'Expect-Content': 'application/octet-stream' } });
-  if (create.status !== 200) throw new Error(`create failed ${create.status}`);
-  const startAt: number[] = [];
-  const latencies: number[] = [];
-  const done = new Array<number>(subs).fill(-1);
-  let progressed: (() => void) | undefined;
-  const readers = Array.from({ length: subs }, async (_, i) => {
-    const sub = new TrickleSubscriber({ url, start: 0 });
-    for (;;) {
-      const seg = await sub.next();
-      if (!seg) break;
-      let first = true;
-      for await (const _c of seg.body) {
-        if (first) latencies.push(performance.now() - (startAt[seg.seq] ?? NaN));
-        first = false;
-      }
-      done[i] = seg.seq;
-      progressed?.();
-      if (seg.seq >= samples - 1) break;
-    }
-    await sub.close();
-  });
+  const fan = await fanOut(url, subs, samples - 1);
   const pub = new TricklePublisher({ url, mimeType: 'application/octet-stream', deleteOnClose: true });
   const payload = Buffer.alloc(CHUNK, 1);
   for (let k = 0; k < samples; k++) {
-    while (Math.min(...done) < k - 1) await new Promise<void>((r) => (progressed = r));
+    await fan.waitAhead(k, 1);
     // Long enough for the subscribers' preconnected GETs for seq k to be parked at the server.
     await new Promise((r) => setTimeout(r, 10));
     const seg = await pub.next();
-    startAt[k] = performance.now();
+    fan.startAt[k] = performance.now();
     await seg.write(payload);
     await seg.end();
   }
-  await Promise.all(readers);
+  await fan.finished();
   await pub.close();
-  return { mibs: NaN, p50: percentile(latencies, 50), p99: percentile(latencies, 99) };
+  return { mibs: NaN, p50: percentile(fan.latencies, 50), p99: percentile(fan.latencies, 99) };
 }
 
 async function benchPlain(port: number, subs: number, segments: number): Promise<Result> {
