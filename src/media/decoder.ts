@@ -42,6 +42,7 @@ export interface DecoderEvents {
 
 const EPS = 1e-6;
 const AUDIO_RATE = 16000;
+const MAX_AUDIO_CHUNK_SAMPLES = AUDIO_RATE / 10;
 /** Unpaired items kept while waiting for the other half (pts line vs image). Beyond → protocol error. */
 const MAX_UNPAIRED = 64;
 
@@ -256,7 +257,9 @@ export class FfmpegDecoder {
       // Split at the next anchor that is not contiguous with the running clock.
       const anchor = this.anchorFor(startSample);
       const nextBreak = this.nextBreakAfter(startSample);
-      const maxSamples = (buf.length - offset) / 4;
+      // Pipe reads carry up to ~1 s of audio; emitting it in ≤ 100 ms pieces keeps stream time (which
+      // schedules cycles and ends their windows) from jumping a whole read at once.
+      const maxSamples = Math.min((buf.length - offset) / 4, MAX_AUDIO_CHUNK_SAMPLES);
       const n = nextBreak === undefined ? maxSamples : Math.min(maxSamples, nextBreak - startSample);
       const bytes = buf.subarray(offset, offset + n * 4);
       const samples = new Float32Array(n);
