@@ -31,15 +31,19 @@ export const metrics = {
   activeStreams: new client.Gauge({ name: 'gemma3n_trickle_active_streams', help: 'Streams currently running', registers: [registry] }),
 };
 
-/** Drops every per-stream series of a finished stream. */
-export function forgetStream(streamId: string): void {
+/** Drops every per-stream series of a finished stream (all label combinations carrying its stream_id). */
+export async function forgetStream(streamId: string): Promise<void> {
   for (const m of Object.values(metrics)) {
     if (m === metrics.activeStreams) continue;
-    (m as client.Counter<string>).remove?.({ stream_id: streamId });
-    // series with extra labels: reset by partial match
-    const withLabels = m as unknown as { hashMap?: Record<string, { labels: Record<string, string> }>; remove: (l: Record<string, string>) => void };
-    for (const entry of Object.values(withLabels.hashMap ?? {})) {
-      if (entry.labels.stream_id === streamId) withLabels.remove(entry.labels);
+    const seen = new Set<string>();
+    for (const v of (await m.get()).values) {
+      if (v.labels.stream_id !== streamId) continue;
+      // Histograms report per-bucket `le` labels that are not part of the series' own label set.
+      const { le: _le, ...labels } = v.labels as Record<string, string | number>;
+      const key = JSON.stringify(labels);
+      if (seen.has(key)) continue;
+      seen.add(key);
+      (m as client.Counter<string>).remove(labels as Record<string, string>);
     }
   }
 }

@@ -101,7 +101,7 @@ export class Runner {
         this.config = undefined;
         metrics.activeStreams.set(0);
       }
-      forgetStream(session.streamId);
+      void forgetStream(session.streamId);
     });
     return { session, ignored: parsed.ignored };
   }

@@ -148,6 +148,8 @@ describe('README curl examples against the running server', () => {
 
     const stop = await runCurl(find(/\/api\/stream\/stop/));
     assert.deepEqual(stop.body, { status: 'success', message: 'Stream stopped successfully' });
+    // A finished stream's series are dropped, so a long-lived server does not grow without bound.
+    await waitFor('the stream\'s metric series to go', async () => !(await (await fetch(`${srv.url}/metrics`)).text()).includes(sid));
 
     const bad = await runCurl(find(/generate_every_s": 0\.1/));
     assert.equal(bad.status, 400);
