@@ -9,7 +9,7 @@
  */
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { timingSafeEqual } from 'node:crypto';
-import { AppError, ParamsValidationError, errorMessage } from '../errors.js';
+import { AppError, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import { registry } from '../metrics.js';
 import type { ModelBackend } from '../model/backend.js';
@@ -101,9 +101,8 @@ export async function buildServer(opts: ServerOptions): Promise<ControlServer> {
   const currentState = () => runner.state.snapshot();
 
   async function handleStart(req: FastifyRequest, reply: FastifyReply) {
-    let body: Record<string, unknown>;
     try {
-      body = parseJsonObject(req.headers['content-type'], req.body);
+      const body = parseJsonObject(req.headers['content-type'], req.body);
       const start = parseStartRequest(body);
       const result = await runner.start(start);
       return reply.code(200).send({
@@ -129,9 +128,9 @@ export async function buildServer(opts: ServerOptions): Promise<ControlServer> {
       return reply.send({ status: 'success', message: 'Parameters updated successfully', ignored_params: ignored });
     } catch (err) {
       if (err instanceof AppError && err.code === 'no_active_stream') return reply.code(400).send(errorBody(err.message));
-      const status = err instanceof AppError ? err.httpStatus : 500;
-      const code = err instanceof ParamsValidationError || (err instanceof AppError && status < 500) ? 400 : status;
-      return reply.code(code).send(errorBody(`Parameter update failed: ${errorMessage(err)}`));
+      // Bad input (bad JSON, content type, validation) is the caller's 400; a failing apply is our 500.
+      const status = err instanceof AppError && err.httpStatus < 500 ? 400 : 500;
+      return reply.code(status).send(errorBody(`Parameter update failed: ${errorMessage(err)}`));
     }
   }
 

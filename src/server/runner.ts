@@ -93,6 +93,8 @@ export class Runner {
     this.claimed = false;
     metrics.activeStreams.set(1);
     this.log.info({ stream_id: config.streamId, ignored_params: parsed.ignored }, 'stream started');
+    // The one place the slot is freed, whatever ended the stream (stop, input end, error, shutdown).
+    // It is the first reaction on `done`, so callers awaiting `done` see the slot already free.
     void session.done.then((end) => {
       if (end.error) this.state.noteStreamError(session.streamId, end.error.code, end.error.message);
       this.log.info({ stream_id: session.streamId, reason: end.reason, err: end.error?.message }, 'stream ended');
@@ -126,11 +128,6 @@ export class Runner {
     if (!session) throw new NoActiveStreamError('No active stream to stop');
     await session.stop('stopped');
     await session.done;
-    if (this.session === session) {
-      this.session = undefined;
-      this.config = undefined;
-      metrics.activeStreams.set(0);
-    }
   }
 
   /** Process shutdown: stop whatever runs, bounded by the caller's deadline. */
