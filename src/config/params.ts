@@ -5,7 +5,8 @@
  *
  * Coercion follows PyTrickle where it defines a rule (`width`/`height`/`max_framerate` go through
  * Python `int()` semantics, `detect_out_resolution` through its bool table) and is otherwise lenient in
- * the way HTTP clients expect: numbers may arrive as numeric strings, booleans as "true"/"false".
+ * the way HTTP clients expect: numbers may arrive as decimal numeric strings (never hex, binary or exponent
+ * forms), booleans as "true"/"false". Unknown keys are kept but bounded per stream (count and JSON size).
  */
 import { z } from 'zod';
 import { ParamsValidationError } from '../errors.js';
@@ -16,10 +17,13 @@ export const DEFAULT_PROMPT =
 
 const MAX_PROMPT_BYTES = 8 * 1024;
 
-/** Numeric strings ("4", " 2.5 ") become numbers; everything else is left for the schema to judge. */
+/** Plain decimal only: `Number()` would also take "0x10", "1e3", "0b1" and "Infinity". */
+const DECIMAL = /^\s*[+-]?(\d+(\.\d*)?|\.\d+)\s*$/;
+
+/** Decimal numeric strings ("4", " 2.5 ") become numbers; everything else is left for the schema to judge. */
 function numeric(schema: z.ZodNumber) {
   return z.preprocess((v) => {
-    if (typeof v === 'string' && v.trim() !== '' && Number.isFinite(Number(v))) return Number(v);
+    if (typeof v === 'string' && DECIMAL.test(v)) return Number(v);
     return v;
   }, schema);
 }
@@ -94,7 +98,9 @@ export const paramsShape = {
   max_input_tokens: numberField({ min: 256, max: 32768, def: 10000, int: true, doc: 'Input token budget per cycle (256 per image, 188 per audio clip, plus text); frames are dropped evenly to fit.' }),
   max_new_tokens: numberField({ min: 1, max: 8192, def: 700, int: true, doc: 'Output token budget per cycle.' }),
   enable_downscale: boolField(true, 'Scale sampled frames so the longest side is `downscale_px` (aspect kept).'),
-  downscale_px: numberField({ min: 64, max: 1536, def: 512, int: true, doc: 'Longest side of sampled frames when `enable_downscale` is on.' }),
+  // 768: Gemma 3n's image processor resizes every image to 768×768 anyway, so more is wasted work.
+  downscale_px: numberField({ min: 64, max: 1536, def: 768, int: true, doc: 'Longest side of sampled frames when `enable_downscale` is on (Gemma 3n\'s processor works at 768×768).' }),
+  letterbox: boolField(true, 'Pad sampled frames to a square of `downscale_px` (black bars) so the aspect survives: Gemma 3n\'s processor resizes to 768×768 without keeping it.'),
   audio_window_s: numberField({ min: 0.5, max: 30, def: 4, doc: 'Seconds of the newest audio (16 kHz mono) offered to each cycle.' }),
   modality: z
     .enum(['auto', 'vision', 'audio'], { error: 'must be one of "auto", "vision", "audio"' })
@@ -150,6 +156,34 @@ export type ParamsInput = z.input<typeof paramsSchema>;
 
 export const KNOWN_PARAM_KEYS: ReadonlySet<string> = new Set(Object.keys(paramsShape));
 
+/**
+ * Unknown keys are kept for the stream's lifetime and arrive from end users (control channel, params
+ * route), so their number and total JSON size are bounded per stream, across all updates.
+ */
+export const MAX_EXTRA_PARAM_KEYS = 64;
+export const MAX_EXTRA_PARAM_BYTES = 16 * 1024;
+
+/**
+ * Merges `incoming` unknown keys over `current` and checks the result against the limits; throws a
+ * ParamsValidationError (400) naming the limit, and leaves `current` untouched either way.
+ */
+export function mergeExtraParams(current: Record<string, unknown>, incoming: Record<string, unknown>): Record<string, unknown> {
+  const merged = { ...current, ...incoming };
+  const keys = Object.keys(merged).length;
+  if (keys > MAX_EXTRA_PARAM_KEYS) {
+    throw new ParamsValidationError([
+      { path: 'params', message: `too many unknown parameters: ${keys} (limit ${MAX_EXTRA_PARAM_KEYS} per stream)` },
+    ]);
+  }
+  const bytes = Buffer.byteLength(JSON.stringify(merged), 'utf8');
+  if (bytes > MAX_EXTRA_PARAM_BYTES) {
+    throw new ParamsValidationError([
+      { path: 'params', message: `unknown parameters too large: ${bytes} bytes of JSON (limit ${MAX_EXTRA_PARAM_BYTES} per stream)` },
+    ]);
+  }
+  return merged;
+}
+
 export interface ParsedParams {
   params: StreamParams;
   /** Keys we do not know: kept (returned in `extra`) and reported back as `ignored_params`. */
@@ -198,14 +232,20 @@ export function parseStartParams(raw: unknown): ParsedParams {
   const obj = assertObject(raw);
   checkWidthHeightPair(obj);
   const { known, extra } = splitKnown(obj);
-  return { params: validate(known), ignored: Object.keys(extra), extra };
+  return { params: validate(known), ignored: Object.keys(extra), extra: mergeExtraParams({}, extra) };
 }
 
 /**
  * Validates a live update against the parameters in force. Only the keys present change; the result
  * is validated as a whole, so a bad update throws and the caller keeps `current` unchanged.
+ * `currentExtra` (the stream's kept unknown keys) makes the returned `extra` the merged set, checked
+ * against the per-stream limits; without it only this update's own unknown keys are checked.
  */
-export function parseParamsUpdate(current: StreamParams, raw: unknown): ParsedParams & { changed: string[] } {
+export function parseParamsUpdate(
+  current: StreamParams,
+  raw: unknown,
+  currentExtra: Record<string, unknown> = {},
+): ParsedParams & { changed: string[] } {
   if (raw === undefined || raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     throw new ParamsValidationError([{ path: '', message: 'the update must be a JSON object' }]);
   }
@@ -224,7 +264,8 @@ export function parseParamsUpdate(current: StreamParams, raw: unknown): ParsedPa
   const patch = patchResult.data as Record<string, unknown>;
   for (const k of Object.keys(known)) merged[k] = patch[k];
   const params = validate(merged);
-  return { params, ignored: Object.keys(extra), extra, changed: Object.keys(known) };
+  const mergedExtra = mergeExtraParams(currentExtra, extra);
+  return { params, ignored: Object.keys(extra), extra: mergedExtra, changed: Object.keys(known) };
 }
 
 export interface ParamDoc {

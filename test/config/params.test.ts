@@ -5,7 +5,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { DEFAULT_PROMPT, parseParamsUpdate, parseStartParams } from '../../src/config/params.js';
+import { DEFAULT_PROMPT, MAX_EXTRA_PARAM_BYTES, MAX_EXTRA_PARAM_KEYS, parseParamsUpdate, parseStartParams } from '../../src/config/params.js';
 import { withParamsTable } from '../../src/config/params-doc.js';
 import { ParamsValidationError } from '../../src/errors.js';
 
@@ -29,7 +29,8 @@ describe('stream parameters', () => {
       assert.equal(params.max_input_tokens, 10000);
       assert.equal(params.max_new_tokens, 700);
       assert.equal(params.enable_downscale, true);
-      assert.equal(params.downscale_px, 512);
+      assert.equal(params.downscale_px, 768);
+      assert.equal(params.letterbox, true);
       assert.equal(params.audio_window_s, 4);
       assert.equal(params.modality, 'auto');
     }
@@ -40,6 +41,17 @@ describe('stream parameters', () => {
     assert.equal(params.generate_every_s, 2.5);
     assert.equal(params.max_frames, 8);
     assert.equal(params.enable_downscale, false);
+    assert.equal(parseStartParams({ letterbox: 'false' }).params.letterbox, false);
+  });
+
+  it('refuses hex, binary, exponent and Infinity numeric strings (decimal only)', () => {
+    rejects({ max_frames: '0x10' }, /max_frames: must be a number \(got "0x10"\)/);
+    rejects({ generate_every_s: '1e1' }, /generate_every_s: must be a number/);
+    rejects({ max_new_tokens: '0b11' }, /max_new_tokens: must be a number/);
+    rejects({ top_p: 'Infinity' }, /top_p: must be a number/);
+    const base = parseStartParams({}).params;
+    assert.throws(() => parseParamsUpdate(base, { target_fps: '2e0' }), /target_fps: must be a number/);
+    assert.equal(parseStartParams({ target_fps: '+.5' }).params.target_fps, 0.5);
   });
 
   it('enforces each bound with a message naming field and rule', () => {
@@ -80,6 +92,24 @@ describe('stream parameters', () => {
     const r = parseStartParams({ intensity: 0.9, nested: { a: [1] } });
     assert.deepEqual(r.ignored, ['intensity', 'nested']);
     assert.deepEqual(r.extra, { intensity: 0.9, nested: { a: [1] } });
+  });
+
+  it('bounds unknown keys per stream by count and JSON size, across updates, naming the limit', () => {
+    const many: Record<string, number> = {};
+    for (let i = 0; i <= MAX_EXTRA_PARAM_KEYS; i++) many[`k${i}`] = i;
+    rejects(many, new RegExp(`too many unknown parameters: ${MAX_EXTRA_PARAM_KEYS + 1} \\(limit ${MAX_EXTRA_PARAM_KEYS} per stream\\)`));
+    rejects({ blob: 'x'.repeat(MAX_EXTRA_PARAM_BYTES) }, /unknown parameters too large: \d+ bytes of JSON \(limit 16384 per stream\)/);
+    // Across updates: each one small, the kept set is what is bounded (200 × 900 KB grew RSS before).
+    const base = parseStartParams({}).params;
+    let kept: Record<string, unknown> = {};
+    const chunk = 'y'.repeat(4000);
+    kept = parseParamsUpdate(base, { a: chunk }, kept).extra;
+    kept = parseParamsUpdate(base, { b: chunk }, kept).extra;
+    kept = parseParamsUpdate(base, { c: chunk }, kept).extra;
+    assert.deepEqual(Object.keys(kept), ['a', 'b', 'c']);
+    assert.throws(() => parseParamsUpdate(base, { d: chunk, e: chunk }, kept), /unknown parameters too large/);
+    // Replacing a kept key does not count twice.
+    assert.deepEqual(Object.keys(parseParamsUpdate(base, { a: 'small' }, kept).extra), ['a', 'b', 'c']);
   });
 
   it('merges a live update over the params in force and changes only the keys sent', () => {
