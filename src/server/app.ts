@@ -5,7 +5,13 @@
  * Deviations from PyTrickle, on purpose (README "Compatibility"):
  * - invalid params on `/stream/params` answer 400 (PyTrickle: 500), and the previous params stay;
  * - every error body is JSON `{"status":"error","message":…}` (unknown routes and 413 included);
- * - start answers `ignored_params` listing keys the schema does not know (kept, passed along).
+ * - start answers `ignored_params` listing keys the schema does not know (kept, passed along), and
+ *   `warnings` (e.g. no data_url: records are dropped);
+ * - X-Stream-Id (go-livepeer) selects the stream: start takes it as the stream id; params/stop naming
+ *   another stream answer 404 and change nothing;
+ * - channel URLs must pass the trickle URL policy (url-policy.ts), else 400 naming the field;
+ * - a request body not fully received within `bodyTimeoutMs` (default 10 s) gets 408 and the
+ *   connection is closed (slow-body clients cannot hold a connection open forever).
  */
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { timingSafeEqual } from 'node:crypto';
@@ -16,8 +22,9 @@ import type { ModelBackend } from '../model/backend.js';
 import type { SessionFactory } from '../pipeline/types.js';
 import { VERSION } from '../version.js';
 import { gpuInfo, gpuStats } from './hardware.js';
-import { parseJsonObject, parseStartRequest } from './requests.js';
+import { parseJsonObject, parseStartRequest, streamIdHeader } from './requests.js';
 import { Runner } from './runner.js';
+import { checkChannelUrls, type TrickleUrlPolicy } from './url-policy.js';
 
 export interface ServerOptions {
   backend: ModelBackend;
@@ -31,8 +38,12 @@ export interface ServerOptions {
   capabilityName?: string;
   appVersion?: string;
   bodyLimitBytes?: number;
-  /** How long a start waits for a loading backend before answering 503. */
+  /** How long a start waits for a loading backend before answering 503 with the reason (default 5 s). */
   startWaitMs?: number;
+  /** Hosts the trickle channel URLs may name; metadata/link-local refused (default: any other host). */
+  trickleUrlPolicy?: TrickleUrlPolicy;
+  /** Deadline for receiving a whole request body (default 10 s; 0 = none). */
+  bodyTimeoutMs?: number;
   /** Extra facts for /version and /hardware/info (backend kind, capabilities). */
   describeBackend?: () => Record<string, unknown>;
 }
@@ -58,6 +69,7 @@ function tokenMatches(header: string | undefined, token: string): boolean {
 
 export async function buildServer(opts: ServerOptions): Promise<ControlServer> {
   const bodyLimit = opts.bodyLimitBytes ?? 1024 * 1024;
+  const bodyTimeoutMs = opts.bodyTimeoutMs ?? 10_000;
   const app = Fastify({
     loggerInstance: opts.logger as FastifyBaseLogger,
     bodyLimit,
@@ -65,8 +77,8 @@ export async function buildServer(opts: ServerOptions): Promise<ControlServer> {
     logController: new LogController({
       disableRequestLogging: (req) => req.url === '/health' || req.url === '/metrics',
     }),
-    // Long model loads must not be cut by Node's request timeout while a start waits.
-    requestTimeout: 0,
+    // Node's own request timeout is only checked every 30 s; it backs up the precise body deadline below.
+    requestTimeout: bodyTimeoutMs > 0 ? bodyTimeoutMs * 2 : 0,
   });
   const runner = new Runner(opts.backend, opts.sessionFactory, opts.logger, opts.startWaitMs);
   const pipeline = opts.pipeline ?? 'byoc';
@@ -76,6 +88,23 @@ export async function buildServer(opts: ServerOptions): Promise<ControlServer> {
   // labelled application/json), and start/params need PyTrickle's own content-type messages.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'string', bodyLimit }, (_req, body, done) => done(null, body));
+
+  // The body deadline: a client that sends headers and then trickles (or withholds) the body gets 408
+  // and loses the connection, instead of holding it open indefinitely.
+  app.addHook('onRequest', async (req, reply) => {
+    if (bodyTimeoutMs <= 0 || req.raw.complete) return;
+    const timer = setTimeout(() => {
+      if (req.raw.complete || reply.raw.headersSent) return;
+      req.log.warn({ url: req.url, timeout_ms: bodyTimeoutMs }, 'request body not received in time; closing the connection');
+      reply.raw.writeHead(408, { 'content-type': 'application/json; charset=utf-8', connection: 'close' });
+      reply.raw.end(JSON.stringify(errorBody(`Request body not received within ${bodyTimeoutMs} ms`)), () => req.raw.socket?.destroy());
+    }, bodyTimeoutMs);
+    const clear = () => clearTimeout(timer);
+    req.raw.once('end', clear);
+    req.raw.once('close', clear);
+    reply.raw.once('finish', clear);
+    reply.raw.once('close', clear);
+  });
 
   app.addHook('onRequest', async (req, reply) => {
     if (!opts.apiToken || req.url === '/health' || req.url.startsWith('/health?')) return;
@@ -104,13 +133,19 @@ export async function buildServer(opts: ServerOptions): Promise<ControlServer> {
     try {
       const body = parseJsonObject(req.headers['content-type'], req.body);
       const start = parseStartRequest(body);
-      const result = await runner.start(start);
+      // go-livepeer sends X-Stream-Id = gateway_request_id; the header names the stream when both come.
+      const streamId = streamIdHeader(req.headers['x-stream-id']) ?? start.gateway_request_id;
+      await checkChannelUrls(start, opts.trickleUrlPolicy ?? {});
+      const result = await runner.start(start, streamId);
+      const warnings: string[] = [];
+      if (!start.data_url) warnings.push('no data_url: generated records will be dropped');
       return reply.code(200).send({
         status: 'success',
         message: 'Stream started successfully',
-        request_id: start.gateway_request_id,
+        request_id: streamId,
         current_state: currentState(),
         ignored_params: result.ignored,
+        warnings,
       });
     } catch (err) {
       if (err instanceof AppError && err.httpStatus === 503) {
@@ -123,23 +158,26 @@ export async function buildServer(opts: ServerOptions): Promise<ControlServer> {
 
   async function handleParams(req: FastifyRequest, reply: FastifyReply) {
     try {
+      const streamId = streamIdHeader(req.headers['x-stream-id']);
       const body = parseJsonObject(req.headers['content-type'], req.body);
-      const { ignored } = runner.update(body);
+      const { ignored } = runner.update(body, streamId);
       return reply.send({ status: 'success', message: 'Parameters updated successfully', ignored_params: ignored });
     } catch (err) {
       if (err instanceof AppError && err.code === 'no_active_stream') return reply.code(400).send(errorBody(err.message));
+      if (err instanceof AppError && err.code === 'stream_not_found') return reply.code(404).send(errorBody(err.message, { code: err.code }));
       // Bad input (bad JSON, content type, validation) is the caller's 400; a failing apply is our 500.
       const status = err instanceof AppError && err.httpStatus < 500 ? 400 : 500;
       return reply.code(status).send(errorBody(`Parameter update failed: ${errorMessage(err)}`));
     }
   }
 
-  async function handleStop(_req: FastifyRequest, reply: FastifyReply) {
+  async function handleStop(req: FastifyRequest, reply: FastifyReply) {
     try {
-      await runner.stop();
+      await runner.stop(streamIdHeader(req.headers['x-stream-id']));
       return reply.send({ status: 'success', message: 'Stream stopped successfully' });
     } catch (err) {
       if (err instanceof AppError && err.code === 'no_active_stream') return reply.code(400).send(errorBody(err.message));
+      if (err instanceof AppError && err.httpStatus < 500) return reply.code(err.httpStatus).send(errorBody(err.message, { code: err.code }));
       return reply.code(500).send(errorBody(`Error stopping stream: ${errorMessage(err)}`));
     }
   }

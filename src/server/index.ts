@@ -1,7 +1,8 @@
 /**
  * src/server owns the control API (PyTrickle-compatible), the runner state machine and the stream
  * slot. `startRunnerServer` wires a model backend and the pipeline's session factory into it, starts
- * listening at once (health reads LOADING) and loads the backend in the background.
+ * listening at once (health reads LOADING) and loads the backend in the background; a failed load
+ * is recorded (health ERROR, starts say "failed to load") until the backend itself reports ready.
  */
 import type { AddressInfo } from 'node:net';
 import { childLogger, type Logger } from '../log.js';
@@ -35,7 +36,10 @@ export async function startRunnerServer(opts: RunnerServerOptions): Promise<Runn
       server.runner.state.markStartupComplete();
       logger.info({ model_id: opts.backend.modelId }, 'model backend ready');
     },
-    (err: unknown) => logger.error({ err: errorMessage(err) }, 'model backend failed to load'),
+    (err: unknown) => {
+      server.runner.noteLoadFailure(errorMessage(err));
+      logger.error({ err: errorMessage(err) }, 'model backend failed to load');
+    },
   );
 
   let closing: Promise<void> | undefined;

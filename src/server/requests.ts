@@ -1,9 +1,29 @@
 /**
  * Request bodies of the control API. The stream-start body is validated by zod here; its `params`
  * go through the one parameter schema (src/config/params.ts).
+ * Channel URLs are plain http(s) URLs without query, fragment or credentials: the runner appends
+ * `/<seq>` to them, and a `?x=` or `#` would keep that suffix off the path and let a caller aim the
+ * runner at any exact URL (issue 17). Host rules (allowlist, metadata ranges) live in url-policy.ts.
+ * Stream ids (gateway_request_id, X-Stream-Id) are 1–128 printable ASCII characters, no spaces.
  */
 import { z } from 'zod';
 import { BadRequestError, ParamsValidationError } from '../errors.js';
+
+export const MAX_STREAM_ID_CHARS = 128;
+const STREAM_ID_CHARSET = /^[\x21-\x7e]+$/;
+
+/**
+ * The X-Stream-Id header go-livepeer sends on start, params and stop. Absent/empty → undefined;
+ * a malformed one is a 400 (it names the stream a call acts on, so it is never guessed at).
+ */
+export function streamIdHeader(value: string | string[] | undefined): string | undefined {
+  const v = (Array.isArray(value) ? value[0] : value)?.trim();
+  if (!v) return undefined;
+  if (v.length > MAX_STREAM_ID_CHARS || !STREAM_ID_CHARSET.test(v)) {
+    throw new BadRequestError(`X-Stream-Id must be 1–${MAX_STREAM_ID_CHARS} printable ASCII characters without spaces`, 'invalid_stream_id');
+  }
+  return v;
+}
 
 const channelUrl = z
   .union([z.string(), z.null()], { error: 'must be a string URL' })
@@ -21,6 +41,15 @@ const channelUrl = z
       ctx.addIssue({ code: 'custom', message: `must be an http: or https: URL (got ${u.protocol})` });
       return z.NEVER;
     }
+    // On the raw text: a bare trailing "?" or "#" parses to an empty search/hash but still matters.
+    if (v.includes('?') || v.includes('#')) {
+      ctx.addIssue({ code: 'custom', message: 'must not contain a query (?) or fragment (#): a trickle channel URL is a plain path' });
+      return z.NEVER;
+    }
+    if (u.username || u.password) {
+      ctx.addIssue({ code: 'custom', message: 'must not contain credentials (user:password@)' });
+      return z.NEVER;
+    }
     return u.toString().replace(/\/+$/, '');
   });
 
@@ -28,7 +57,9 @@ export const startRequestSchema = z.object({
   gateway_request_id: z
     .string({ error: (iss) => (iss.input === undefined ? 'Field required' : 'must be a string') })
     .trim()
-    .min(1, { error: 'must not be empty' }),
+    .min(1, { error: 'must not be empty' })
+    .max(MAX_STREAM_ID_CHARS, { error: `must be at most ${MAX_STREAM_ID_CHARS} characters` })
+    .regex(STREAM_ID_CHARSET, { error: 'must be printable ASCII without spaces' }),
   subscribe_url: channelUrl,
   publish_url: channelUrl,
   data_url: channelUrl,

@@ -3,11 +3,17 @@
  * of spec §4.3–§4.5 and its faults fixed:
  * - the slot is claimed synchronously, so of N concurrent starts exactly one wins (§6.2);
  * - a stream that ends on its own frees the slot at once, so /status and /health read IDLE (§6.3);
- * - a failing update answers an error and changes nothing; it never sets a sticky ERROR (§6.4).
+ * - a failing update answers an error and changes nothing; it never sets a sticky ERROR (§6.4);
+ * - params/stop carrying an X-Stream-Id that is not the running stream answer 404 and change nothing
+ *   (a stale stop never kills the next stream); without the header they act on the one active stream;
+ * - a start waits only briefly (startWaitMs, default 5 s) for a loading backend, then answers 503 with
+ *   the backend's reason; a backend that failed to load says so instead of "still initializing";
+ * - the stream's unknown params are bounded across updates (params.ts limits).
  */
 import { AppError, errorCode, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import { parseParamsUpdate, parseStartParams, type StreamParams } from '../config/params.js';
+import type { BackendStatus } from '../model/backend.js';
 import type { SessionFactory, StreamSession, StreamStartConfig } from '../pipeline/types.js';
 import type { ModelBackend } from '../model/backend.js';
 import { RunnerState } from './state.js';
@@ -26,6 +32,17 @@ export class NoActiveStreamError extends AppError {
   }
 }
 
+export class StreamNotFoundError extends AppError {
+  constructor(message: string) {
+    super('stream_not_found', message, { httpStatus: 404 });
+  }
+}
+
+/** The backend status, with the fields the model layer may add (reason code, permanence). */
+type StatusWithReason = BackendStatus & { code?: string; permanent?: boolean; detail?: string };
+
+export const DEFAULT_START_WAIT_MS = 5_000;
+
 export interface StartResult {
   session: StreamSession;
   ignored: string[];
@@ -36,12 +53,16 @@ export class Runner {
   private session: StreamSession | undefined;
   private config: StreamStartConfig | undefined;
   private claimed = false;
+  /** Unknown params kept for the current stream (bounded by params.ts across updates). */
+  private extra: Record<string, unknown> = {};
+  /** Set when the backend's load() rejected: nothing retries it, so a start must say so. */
+  private loadFailure: string | undefined;
 
   constructor(
     private readonly backend: ModelBackend,
     private readonly factory: SessionFactory,
     private readonly log: Logger,
-    private readonly startWaitMs = 120_000,
+    private readonly startWaitMs = DEFAULT_START_WAIT_MS,
   ) {
     this.state = new RunnerState(
       () => backend.status(),
@@ -53,25 +74,55 @@ export class Runner {
     return this.session && this.config ? { session: this.session, config: this.config } : undefined;
   }
 
-  /** Waits (bounded) for a loading backend, as PyTrickle awaits its startup task before a start. */
-  private async waitUntilReady(): Promise<void> {
-    const deadline = Date.now() + this.startWaitMs;
-    while (this.backend.status().state === 'loading' && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    if (!this.state.ready()) {
-      throw new PipelineBusyError('Pipeline is still initializing. Please wait for IDLE status.');
-    }
+  /** Records that the backend's one load() failed (index.ts), so starts answer that truthfully. */
+  noteLoadFailure(message: string): void {
+    this.loadFailure = message;
+    this.state.setFatal(`model backend failed to load: ${message}`);
   }
 
-  async start(req: StartRequest): Promise<StartResult> {
+  /** Why a start cannot run now, in words a caller can act on; undefined when ready. */
+  private notReadyReason(): string | undefined {
+    if (this.state.ready()) return undefined;
+    const s = this.backend.status() as StatusWithReason;
+    const why = s.message ?? s.detail;
+    if (this.loadFailure !== undefined || (s.state === 'error' && s.permanent === true)) {
+      return `Model backend failed to load and will not recover on its own: ${this.loadFailure ?? why ?? 'unknown error'}. Fix the configuration and restart the runner.`;
+    }
+    if (s.state === 'error') {
+      return `Model backend is unavailable${why ? `: ${why}` : ''}. The runner keeps retrying; /health reads IDLE once it recovers.`;
+    }
+    return `Pipeline is still initializing${why ? ` (${why})` : ''}. Please wait for IDLE status.`;
+  }
+
+  /** Waits briefly for a loading backend (PyTrickle awaits its startup task), then answers with the reason. */
+  private async waitUntilReady(): Promise<void> {
+    const deadline = Date.now() + this.startWaitMs;
+    while (this.backend.status().state === 'loading' && this.loadFailure === undefined && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const reason = this.notReadyReason();
+    if (reason !== undefined) throw new PipelineBusyError(reason);
+  }
+
+  /** The stream a params/stop call names must be the running one; `undefined` (no header) means "the active one". */
+  private target(streamId: string | undefined, what: 'update' | 'stop'): StreamSession {
+    const session = this.session;
+    if (!session) throw new NoActiveStreamError(what === 'update' ? 'No active stream to update' : 'No active stream to stop');
+    if (streamId !== undefined && streamId !== session.streamId) {
+      throw new StreamNotFoundError(`No stream with X-Stream-Id "${streamId}" is running; nothing was ${what === 'update' ? 'updated' : 'stopped'}`);
+    }
+    return session;
+  }
+
+  /** `streamId` is the X-Stream-Id header when sent (it wins over the body's gateway_request_id). */
+  async start(req: StartRequest, streamId: string = req.gateway_request_id): Promise<StartResult> {
     // Validation first: a bad request is a 400 whatever the state, and starts nothing.
     const parsed = parseStartParams(req.params);
     await this.waitUntilReady();
     if (this.claimed || this.session) throw new PipelineBusyError('Pipeline is still in use');
     this.claimed = true;
     const config: StreamStartConfig = {
-      streamId: req.gateway_request_id,
+      streamId,
       subscribeUrl: req.subscribe_url,
       publishUrl: req.publish_url,
       dataUrl: req.data_url,
@@ -90,9 +141,11 @@ export class Runner {
     }
     this.session = session;
     this.config = config;
+    this.extra = parsed.extra;
     this.claimed = false;
     metrics.activeStreams.set(1);
     this.log.info({ stream_id: config.streamId, ignored_params: parsed.ignored }, 'stream started');
+    if (!config.dataUrl) this.log.warn({ stream_id: config.streamId }, 'no data_url in the start request: generated records will be dropped');
     // The one place the slot is freed, whatever ended the stream (stop, input end, error, shutdown).
     // It is the first reaction on `done`, so callers awaiting `done` see the slot already free.
     void session.done.then((end) => {
@@ -101,6 +154,7 @@ export class Runner {
       if (this.session === session) {
         this.session = undefined;
         this.config = undefined;
+        this.extra = {};
         metrics.activeStreams.set(0);
       }
       void forgetStream(session.streamId);
@@ -109,13 +163,13 @@ export class Runner {
   }
 
   /** Validates against the parameters in force (or the defaults when idle) before the no-stream check, as PyTrickle. */
-  update(raw: unknown): { params: StreamParams; ignored: string[] } {
+  update(raw: unknown, streamId?: string): { params: StreamParams; ignored: string[] } {
     const base = this.session?.params() ?? parseStartParams(undefined).params;
-    const parsed = parseParamsUpdate(base, raw);
-    const session = this.session;
-    if (!session) throw new NoActiveStreamError('No active stream to update');
+    const parsed = parseParamsUpdate(base, raw, this.session ? this.extra : {});
+    const session = this.target(streamId, 'update');
     try {
       session.updateParams(parsed.params, parsed.changed, raw as Record<string, unknown>);
+      this.extra = parsed.extra;
     } catch (err) {
       this.log.warn({ stream_id: session.streamId, err: errorMessage(err) }, 'parameter update failed');
       throw new AppError(errorCode(err), errorMessage(err), { httpStatus: 500, cause: err });
@@ -123,9 +177,8 @@ export class Runner {
     return { params: parsed.params, ignored: parsed.ignored };
   }
 
-  async stop(): Promise<void> {
-    const session = this.session;
-    if (!session) throw new NoActiveStreamError('No active stream to stop');
+  async stop(streamId?: string): Promise<void> {
+    const session = this.target(streamId, 'stop');
     await session.stop('stopped');
     await session.done;
   }

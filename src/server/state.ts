@@ -46,7 +46,8 @@ export class RunnerState {
   }
 
   private errorMessage(): string | undefined {
-    if (this.fatal) return this.fatal;
+    // A load failure is recorded as fatal, but a backend that recovers anyway (it reports ready) wins.
+    if (this.fatal && this.backendStatus().state !== 'ready') return this.fatal;
     const b = this.backendStatus();
     return b.state === 'error' ? (b.message ?? 'model backend failed') : undefined;
   }

@@ -17,19 +17,27 @@ export class LifecycleBackendDouble implements ModelBackend {
   readonly capabilities: BackendCapabilities = { images: true, maxImages: 64, audio: 'input_audio' };
   private current: BackendStatus;
   private resolveLoad: (() => void) | undefined;
+  private rejectLoad: ((err: Error) => void) | undefined;
   private readonly loaded: Promise<void>;
 
   constructor(initial: BackendStatus['state'] = 'ready') {
     this.current = { state: initial };
-    this.loaded = new Promise((r) => {
-      this.resolveLoad = r;
+    this.loaded = new Promise((resolve, reject) => {
+      this.resolveLoad = resolve;
+      this.rejectLoad = reject;
     });
+    this.loaded.catch(() => undefined);
     if (initial === 'ready') this.resolveLoad?.();
   }
 
   set(state: BackendStatus['state'], message?: string): void {
     this.current = message === undefined ? { state } : { state, message };
     if (state === 'ready') this.resolveLoad?.();
+  }
+
+  /** Makes load() reject, as a backend whose model cannot load does (its status stays as set). */
+  failLoad(message: string): void {
+    this.rejectLoad?.(new Error(message));
   }
 
   load(): Promise<void> {

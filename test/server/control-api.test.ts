@@ -274,16 +274,63 @@ describe('control API: loading and error states at start (case 28)', () => {
     }
   });
 
-  it('answers 503 "Pipeline is still initializing" while the backend is in ERROR, and accepts starts again after recovery', async () => {
+  it('answers 503 with the backend\'s reason while it is in ERROR, and accepts starts again after recovery', async () => {
     const backend = new LifecycleBackendDouble('error');
+    backend.set('error', 'cannot reach the engine at http://127.0.0.1:1/v1');
     const srv = await serverWith(backend);
     try {
       const res = await request(srv.url, 'POST', '/stream/start', { gateway_request_id: 'e' });
       assert.equal(res.status, 503);
-      assert.equal(res.body.message, 'Pipeline is still initializing. Please wait for IDLE status.');
+      assert.equal(
+        res.body.message,
+        'Model backend is unavailable: cannot reach the engine at http://127.0.0.1:1/v1. The runner keeps retrying; /health reads IDLE once it recovers.',
+      );
       backend.set('ready');
       assert.equal((await request(srv.url, 'POST', '/stream/start', { gateway_request_id: 'e2' })).status, 200);
       await request(srv.url, 'POST', '/stream/stop');
+    } finally {
+      await srv.close();
+    }
+  });
+
+  it('answers a start quickly with 503 "still initializing" and the reason when the engine stays unreachable (default wait, not 120 s)', { timeout: 20_000 }, async () => {
+    const backend = new LifecycleBackendDouble('loading');
+    backend.set('loading', 'waiting for the engine at http://127.0.0.1:1/v1');
+    const srv = await serverWith(backend);
+    try {
+      const res = await request(srv.url, 'POST', '/stream/start', { gateway_request_id: 'slow' });
+      assert.equal(res.status, 503);
+      assert.equal(res.body.message, 'Pipeline is still initializing (waiting for the engine at http://127.0.0.1:1/v1). Please wait for IDLE status.');
+    } finally {
+      await srv.close();
+    }
+  });
+
+  it('says the backend failed to load (not "still initializing") when its load failed, and /health reads ERROR', async () => {
+    const backend = new LifecycleBackendDouble('loading');
+    const srv = await serverWith(backend, { startWaitMs: 100 });
+    try {
+      backend.failLoad('model directory /models/x has no onnx/ folder');
+      await waitFor('ERROR', async () => (await request(srv.url, 'GET', '/health')).body.status === 'ERROR');
+      const res = await request(srv.url, 'POST', '/stream/start', { gateway_request_id: 'f' });
+      assert.equal(res.status, 503);
+      assert.equal(
+        res.body.message,
+        'Model backend failed to load and will not recover on its own: model directory /models/x has no onnx/ folder. Fix the configuration and restart the runner.',
+      );
+    } finally {
+      await srv.close();
+    }
+  });
+
+  it('says a permanent backend error is permanent (status.permanent from the model layer)', async () => {
+    const backend = new LifecycleBackendDouble('error');
+    (backend as unknown as { status(): unknown }).status = () => ({ state: 'error', message: 'engine serves no model named x', permanent: true });
+    const srv = await serverWith(backend);
+    try {
+      const res = await request(srv.url, 'POST', '/stream/start', { gateway_request_id: 'p' });
+      assert.equal(res.status, 503);
+      assert.match(String(res.body.message), /^Model backend failed to load and will not recover on its own: engine serves no model named x\./);
     } finally {
       await srv.close();
     }
