@@ -44,4 +44,35 @@ describe('serve command', () => {
       await engine.close();
     }
   });
+
+  /** Runs `serve` expecting it to refuse its configuration: resolves with its exit code and stderr. */
+  async function refused(args: string[], env: Record<string, string>): Promise<{ code: number | null; stderr: string }> {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/cli-dev.ts', 'serve', ...args], {
+      env: { ...process.env, LOG_LEVEL: 'silent', BACKEND: 'openai', OPENAI_BASE_URL: 'http://127.0.0.1:1/v1', PORT: '', ORCH_URL: '', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (c: Buffer) => {
+      stderr += c.toString('utf8');
+    });
+    child.stdout.resume();
+    const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+    return { code, stderr };
+  }
+
+  it('refuses a non-numeric or out-of-range --port with a clear message (not "Received type number (NaN)")', async () => {
+    const r = await refused(['--port', 'abc'], {});
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /--port \/ PORT must be a whole number from 0 to 65535 \(got "abc"\)/);
+    assert.doesNotMatch(r.stderr, /NaN/);
+    const env = await refused([], { PORT: '70000' });
+    assert.match(env.stderr, /--port \/ PORT must be a whole number from 0 to 65535 \(got "70000"\)/);
+  });
+
+  it('refuses a fractional capability price at start, saying go-livepeer would reject it', async () => {
+    const r = await refused(['--port', '0', '--host', '127.0.0.1'], { ORCH_URL: 'http://127.0.0.1:1', ORCH_SECRET: 's', CAPABILITY_PRICE_PER_UNIT: '0.5' });
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /CAPABILITY_PRICE_PER_UNIT must be a whole number ≥ 0 \(got "0.5"\): go-livepeer parses price_per_unit as an integer/);
+  });
 });
+
