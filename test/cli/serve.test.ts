@@ -6,6 +6,8 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { startFakeEngine } from '../helpers/model.js';
 import { request } from '../helpers/server.js';
 import { waitFor } from '../helpers/wait.js';
@@ -73,6 +75,59 @@ describe('serve command', () => {
     const r = await refused(['--port', '0', '--host', '127.0.0.1'], { ORCH_URL: 'http://127.0.0.1:1', ORCH_SECRET: 's', CAPABILITY_PRICE_PER_UNIT: '0.5' });
     assert.equal(r.code, 1);
     assert.match(r.stderr, /CAPABILITY_PRICE_PER_UNIT must be a whole number ≥ 0 \(got "0.5"\): go-livepeer parses price_per_unit as an integer/);
+  });
+
+  it('in BYOC mode generates a token, registers it, requires it on the control API and allowlists only the orchestrator host', async () => {
+    // Stand-in orchestrator: records registrations (go-livepeer keeps `token` and sends it back as Bearer).
+    const registered: Record<string, unknown>[] = [];
+    const orch = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        if (req.headers.authorization !== 'orch-secret') {
+          res.statusCode = 400;
+          return res.end('invalid authorization');
+        }
+        registered.push(JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown>);
+        res.end('');
+      });
+    });
+    await new Promise<void>((r) => orch.listen(0, '127.0.0.1', r));
+    const orchUrl = `http://127.0.0.1:${(orch.address() as AddressInfo).port}`;
+    const engine = await startFakeEngine();
+    const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/cli-dev.ts', 'serve', '--port', '0', '--host', '127.0.0.1'], {
+      env: { ...process.env, LOG_LEVEL: 'info', BACKEND: 'openai', OPENAI_BASE_URL: engine.baseURL, PORT: '', API_TOKEN: '', TRICKLE_ALLOWED_HOSTS: '', ORCH_URL: orchUrl, ORCH_SECRET: 'orch-secret', CAPABILITY_URL: 'http://127.0.0.1:1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    try {
+      let url: string | undefined;
+      createInterface({ input: child.stdout }).on('line', (line) => {
+        try {
+          const rec = JSON.parse(line) as { msg?: string; url?: string };
+          if (rec.msg === 'control API listening') url = rec.url;
+        } catch {
+          // not a log line
+        }
+      });
+      const base = await waitFor('the listening log line', () => url, 30_000);
+      const reg = await waitFor('a registration', () => registered[0], 20_000);
+      const token = String(reg.token ?? '');
+      assert.match(token, /^[A-Za-z0-9_-]{43}$/, 'a random 256-bit token');
+      assert.equal((await request(base, 'GET', '/stream/status')).status, 401);
+      const auth = { authorization: `Bearer ${token}` };
+      assert.equal((await request(base, 'GET', '/stream/status', undefined, auth)).status, 200);
+      await waitFor('IDLE', async () => (await request(base, 'GET', '/health')).body.status === 'IDLE', 20_000);
+      const elsewhere = await request(base, 'POST', '/stream/start', { gateway_request_id: 'x', subscribe_url: 'http://localhost:9/in' }, auth);
+      assert.equal(elsewhere.status, 400);
+      assert.match(String(elsewhere.body.message), /subscribe_url: host localhost:9 is not an allowed trickle host \(allowed: 127\.0\.0\.1/);
+      child.kill('SIGTERM');
+      assert.equal(await exited, 0);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+      await engine.close();
+      await new Promise<void>((r) => orch.close(() => r()));
+    }
   });
 });
 
