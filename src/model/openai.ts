@@ -405,8 +405,9 @@ export class OpenAIBackend implements ModelBackend {
       const e = toModelError(err, this);
       if (e.code === 'engine_timeout') return this.noteTimeout(e);
       if (e.code === 'engine_unreachable') {
-        this.setState({ state: 'error', message: e.message, code: e.code, permanent: false, consecutiveFailures: 1 });
-        this.log.warn({ code: e.code, err: e.message }, 'engine unreachable; probing until it answers');
+        // logged on the transition only: the loop retries every cycle and the probe loop logs rate-limited
+        if (this.state.code !== 'engine_unreachable') this.log.warn({ code: e.code, err: e.message }, 'engine unreachable; probing until it answers');
+        this.setState({ state: 'error', message: e.message, code: e.code, permanent: false, consecutiveFailures: (this.state.consecutiveFailures ?? 0) + 1 });
         this.startProbing();
       }
       return e;
