@@ -3,14 +3,19 @@
  * 1. In-process backend on the random-weight test model (CPU): load time, time-to-first-token and
  *    tokens/s for text-only and text + 2 frames + 1 s audio prompts. These measure our pipeline +
  *    Transformers.js + ORT overhead on tiny graphs, not Gemma 3n speed.
- * 2. OpenAI backend overhead: the same 8-frame + 4 s audio request through OpenAIBackend vs a raw
- *    fetch of a pre-built identical body to the same fake engine, in the same run.
+ * 2. OpenAI backend overhead: the same 8-frame + 4 s audio request (audio padded to 30 s, as sent)
+ *    through OpenAIBackend vs a raw fetch of a pre-built identical body to the same fake engine.
+ * 3. Per-token sampling cost over Gemma 3n's 262 400-token vocabulary, as Transformers.js 4.3.1's
+ *    MultinomialSampler does it (topk + softmax): k = 64 (the model's top_k) against k = vocab (what
+ *    `top_k: 0` forced), same run, plus our nucleus (top_p) processor at k = 64.
  */
+import { softmax, Tensor, topk } from '@huggingface/transformers';
+import { nucleusProcessor } from '../src/model/sampling.js';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { GenerateEvent, GenerateRequest, ImageInput } from '../src/model/backend.js';
-import { encodeWavPcm16, fitAudioSamples } from '../src/model/audio.js';
+import { DEFAULT_AUDIO_PAD_SAMPLES, encodeWavPcm16, fitAudioSamples } from '../src/model/audio.js';
 import { OpenAIBackend } from '../src/model/openai.js';
 import { makeTinyModel } from '../src/model/tiny-model.js';
 import { TransformersBackend } from '../src/model/transformers.js';
@@ -32,7 +37,7 @@ async function benchTiny(iterations: number): Promise<void> {
     const t0 = performance.now();
     await makeTinyModel(join(root, 'tiny'));
     const genMs = performance.now() - t0;
-    const b = new TransformersBackend({ model: join(root, 'tiny') });
+    const b = new TransformersBackend({ model: join(root, 'tiny'), maxImages: 2 });
     const t1 = performance.now();
     await b.load();
     out(`tiny model: generate ${genMs.toFixed(0)} ms, load ${(performance.now() - t1).toFixed(0)} ms (random-weight test model, CPU)`);
@@ -80,7 +85,7 @@ async function benchOpenAI(iterations: number): Promise<void> {
         role: 'user',
         content: [
           ...images.map((im) => ({ type: 'image_url', image_url: { url: `data:image/jpeg;base64,${im.jpeg!.toString('base64')}` } })),
-          { type: 'input_audio', input_audio: { data: encodeWavPcm16(fitAudioSamples(audio.samples)).toString('base64'), format: 'wav' } },
+          { type: 'input_audio', input_audio: { data: encodeWavPcm16(fitAudioSamples(audio.samples, DEFAULT_AUDIO_PAD_SAMPLES)).toString('base64'), format: 'wav' } },
           { type: 'text', text: 'Describe.' },
         ],
       },
@@ -115,8 +120,40 @@ async function benchOpenAI(iterations: number): Promise<void> {
   await engine.close();
 }
 
+async function benchSampling(iterations: number): Promise<void> {
+  const VOCAB = 262_400;
+  const data = new Float32Array(VOCAB);
+  let seed = 1;
+  for (let i = 0; i < VOCAB; i++) {
+    seed = (seed * 1103515245 + 12345) >>> 0;
+    data[i] = ((seed / 2 ** 32) - 0.5) * 20;
+  }
+  const sampleStep = async (k: number) => {
+    const [v] = await topk(new Tensor('float32', data.slice(), [1, VOCAB]), k);
+    softmax(v.data as Float32Array);
+  };
+  const nucleus = nucleusProcessor(0.95, 64)!;
+  const measure = async (fn: () => Promise<unknown> | unknown) => {
+    for (let i = 0; i < 3; i++) await fn();
+    const ms: number[] = [];
+    for (let i = 0; i < iterations; i++) {
+      const t = performance.now();
+      await fn();
+      ms.push(performance.now() - t);
+    }
+    return median(ms);
+  };
+  const k64 = await measure(() => sampleStep(64));
+  const kAll = await measure(() => sampleStep(VOCAB));
+  const copy = await measure(() => data.slice());
+  const topP = await measure(() => nucleus([], { dims: [1, VOCAB], data: data.slice() }));
+  out(`sampling step over ${VOCAB} logits (Transformers.js topk + softmax, as MultinomialSampler):`);
+  out(`  top_k 64 p50 ${k64.toFixed(2)} ms | top_k 0 (whole vocab) p50 ${kAll.toFixed(2)} ms (${(kAll / k64).toFixed(0)}x) | nucleus top_p 0.95 within 64 p50 ${(topP - copy).toFixed(2)} ms (+ ${copy.toFixed(2)} ms copy)`);
+}
+
 export async function run(args: string[]): Promise<void> {
   const quick = args.includes('--quick');
+  await benchSampling(quick ? 5 : 20);
   await benchTiny(quick ? 3 : 10);
   await benchOpenAI(quick ? 20 : 100);
 }

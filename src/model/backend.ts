@@ -78,13 +78,35 @@ export interface BackendCapabilities {
    */
   tokensPerImage?: number;
   tokensPerAudioClip?: number;
+  /**
+   * The engine's context length (prompt + completion tokens), when it reports one (vLLM's
+   * `max_model_len` on GET /v1/models, read at warm-up). Requests over it fail with
+   * `context_length_exceeded` before they are sent.
+   */
+  maxContextTokens?: number;
 }
 
 export type BackendState = 'loading' | 'ready' | 'error';
 
+/**
+ * What a backend says about itself. `state` and `message` are the original shape; the other fields are
+ * optional additions so a caller (the control API, /health) can answer at once and truthfully.
+ */
 export interface BackendStatus {
   state: BackendState;
+  /** Human-readable reason for 'loading'/'error' (the cause, e.g. "cannot reach the engine at …"). */
   message?: string;
+  /** Stable code of the failure behind the current state (a ModelErrorCode), when there is one. */
+  code?: string;
+  /**
+   * true: the condition will not clear on its own (bad config, a model that failed to load): the
+   * runner must be reconfigured/restarted. false/absent: the backend keeps retrying and may recover.
+   */
+  permanent?: boolean;
+  /** Failed probes or requests in a row behind the current state. */
+  consecutiveFailures?: number;
+  /** Epoch ms when the current state began. */
+  since?: number;
 }
 
 export interface ModelBackend {

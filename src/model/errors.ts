@@ -9,6 +9,7 @@ export type ModelErrorCode =
   | 'engine_unauthorized'
   | 'model_not_found'
   | 'engine_bad_request'
+  | 'context_length_exceeded'
   | 'engine_timeout'
   | 'engine_error'
   | 'engine_busy'
@@ -22,6 +23,8 @@ const HTTP_STATUS: Record<ModelErrorCode, number> = {
   engine_unauthorized: 502,
   model_not_found: 502,
   engine_bad_request: 502,
+  // the request's own sizes (max_new_tokens, max_input_tokens, media) are what must change
+  context_length_exceeded: 400,
   engine_timeout: 504,
   engine_error: 502,
   engine_busy: 503,

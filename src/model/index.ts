@@ -3,14 +3,26 @@
  *
  * Environment: BACKEND (openai|transformers; default openai when OPENAI_BASE_URL or VLLM_BASE_URL is
  * set, else transformers), MODEL_ID, OPENAI_BASE_URL / VLLM_BASE_URL, OPENAI_API_KEY, MODEL_DIR,
- * MODEL_DTYPE (`q4`, `embed_tokens=q8,decoder_model_merged=q4` or JSON), MODEL_DEVICE (cpu|cuda),
- * MODEL_CACHE_DIR, REQUEST_TIMEOUT_MS, MODEL_MAX_IMAGES, MODEL_AUDIO_PART (input_audio|audio_url|none),
- * ENGINE_WARMUP_DEADLINE_MS.
+ * MODEL_DTYPE (`q4`, `embed_tokens=q8,decoder_model_merged=q4` or JSON; values checked against the
+ * Transformers.js dtypes, a partial map is merged over the default map), MODEL_DEVICE (cpu|cuda),
+ * MODEL_CACHE_DIR (default $XDG_CACHE_HOME or ~/.cache, then gemma3n-trickle/models),
+ * REQUEST_TIMEOUT_MS, MODEL_MAX_IMAGES, MODEL_AUDIO_PART (input_audio|audio_url|none),
+ * ENGINE_WARMUP_DEADLINE_MS, AUDIO_PAD_S (engine path: every clip padded to this many seconds,
+ * 1–30, default 30; see audio.ts).
  */
 import { AppError } from '../errors.js';
 import type { BackendCapabilities, ModelBackend } from './backend.js';
 import { DEFAULT_OPENAI_MODEL, OpenAIBackend } from './openai.js';
-import { DEFAULT_DTYPE, DEFAULT_TRANSFORMERS_MODEL, TransformersBackend, type DtypeOption, type ProgressEvent } from './transformers.js';
+import { AUDIO_SAMPLE_RATE } from './audio.js';
+import {
+  defaultModelCacheDir,
+  DEFAULT_TRANSFORMERS_MODEL,
+  MODEL_SESSIONS,
+  TransformersBackend,
+  VALID_DTYPES,
+  type DtypeOption,
+  type ProgressEvent,
+} from './transformers.js';
 
 export type BackendKind = 'openai' | 'transformers';
 
@@ -30,6 +42,8 @@ export interface BackendConfig {
   maxImages?: number;
   audioPart?: 'input_audio' | 'audio_url' | null;
   warmupDeadlineMs?: number;
+  /** openai: every audio clip padded to this many 16 kHz samples (AUDIO_PAD_S × 16000). */
+  audioPadSamples?: number;
   onProgress?: (p: ProgressEvent) => void;
 }
 
@@ -37,24 +51,57 @@ function invalid(message: string): AppError {
   return new AppError('invalid_config', message, { httpStatus: 400 });
 }
 
-/** `q4` → 'q4'; `a=q8,b=q4` or `{"a":"q8"}` → a per-session map. */
+function checkDtypeValue(v: string, where: string): void {
+  if (!(VALID_DTYPES as readonly string[]).includes(v)) {
+    throw invalid(`MODEL_DTYPE / --dtype: unknown dtype "${v}"${where}; valid: ${VALID_DTYPES.join(', ')}`);
+  }
+}
+
+function checkDtypeMap(map: Record<string, string>): Record<string, string> {
+  for (const [k, v] of Object.entries(map)) {
+    if (!MODEL_SESSIONS.includes(k)) throw invalid(`MODEL_DTYPE / --dtype: unknown session "${k}"; valid: ${MODEL_SESSIONS.join(', ')}`);
+    checkDtypeValue(v, ` for ${k}`);
+  }
+  return map;
+}
+
+/**
+ * `q4` → 'q4'; `a=q8,b=q4` or `{"a":"q8"}` → a per-session map (merged over the default map by the
+ * backend). Unknown dtypes and session names are refused with the valid lists.
+ */
 export function parseDtype(raw: string): DtypeOption {
   const text = raw.trim();
   if (text.startsWith('{')) {
-    const parsed = JSON.parse(text) as unknown;
-    if (!parsed || typeof parsed !== 'object' || Object.values(parsed).some((v) => typeof v !== 'string')) {
-      throw invalid(`MODEL_DTYPE: expected a JSON object of strings, got ${raw}`);
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      throw invalid(`MODEL_DTYPE / --dtype: not valid JSON: ${raw}`);
     }
-    return parsed as Record<string, string>;
+    if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed) || Object.values(parsed).some((v) => typeof v !== 'string')) {
+      throw invalid(`MODEL_DTYPE / --dtype: expected a JSON object of strings, got ${raw}`);
+    }
+    return checkDtypeMap(parsed as Record<string, string>);
   }
-  if (!text.includes('=')) return text;
+  if (!text.includes('=')) {
+    checkDtypeValue(text, '');
+    return text;
+  }
   const map: Record<string, string> = {};
   for (const pair of text.split(',')) {
     const [k, v] = pair.split('=').map((x) => x.trim());
-    if (!k || !v) throw invalid(`MODEL_DTYPE: bad entry "${pair}"`);
+    if (!k || !v) throw invalid(`MODEL_DTYPE / --dtype: bad entry "${pair}"`);
     map[k] = v;
   }
-  return map;
+  return checkDtypeMap(map);
+}
+
+/** AUDIO_PAD_S: seconds, 1–30. */
+function audioPadSeconds(raw: string | undefined): number | undefined {
+  if (raw === undefined || raw === '') return undefined;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n < 1 || n > 30) throw invalid(`AUDIO_PAD_S must be a number of seconds from 1 to 30, got "${raw}"`);
+  return Math.round(n * AUDIO_SAMPLE_RATE);
 }
 
 function positiveInt(name: string, raw: string | undefined): number | undefined {
@@ -97,9 +144,10 @@ export function backendConfigFromEnv(
     ...(env.MODEL_DIR ? { modelDir: env.MODEL_DIR } : {}),
     ...(env.MODEL_DTYPE ? { dtype: parseDtype(env.MODEL_DTYPE) } : {}),
     ...(device ? { device } : {}),
-    ...(env.MODEL_CACHE_DIR ? { cacheDir: env.MODEL_CACHE_DIR } : {}),
+    cacheDir: env.MODEL_CACHE_DIR || defaultModelCacheDir(env),
     ...(env.MODEL_MAX_IMAGES ? { maxImages: positiveInt('MODEL_MAX_IMAGES', env.MODEL_MAX_IMAGES)! } : {}),
     ...(audioPart !== undefined ? { audioPart } : {}),
+    ...(env.AUDIO_PAD_S ? { audioPadSamples: audioPadSeconds(env.AUDIO_PAD_S)! } : {}),
     ...(env.ENGINE_WARMUP_DEADLINE_MS ? { warmupDeadlineMs: positiveInt('ENGINE_WARMUP_DEADLINE_MS', env.ENGINE_WARMUP_DEADLINE_MS)! } : {}),
   };
   const merged: BackendConfig = { ...cfg };
@@ -128,11 +176,14 @@ export function createBackend(cfg: BackendConfig): ModelBackend {
         ...(cfg.audioPart !== undefined ? { audioPart: cfg.audioPart } : {}),
       },
       ...(cfg.warmupDeadlineMs !== undefined ? { warmup: { deadlineMs: cfg.warmupDeadlineMs } } : {}),
+      ...(cfg.audioPadSamples !== undefined ? { audioPadSamples: cfg.audioPadSamples } : {}),
     });
   }
   return new TransformersBackend({
     model: cfg.modelDir ?? cfg.modelId,
-    dtype: cfg.dtype ?? DEFAULT_DTYPE,
+    // --model-dir is a directory even when it is missing: say so, rather than treat it as a hub id
+    ...(cfg.modelDir !== undefined ? { local: true } : {}),
+    ...(cfg.dtype !== undefined ? { dtype: cfg.dtype } : {}),
     device: cfg.device ?? 'cpu',
     ...(cfg.cacheDir ? { cacheDir: cfg.cacheDir } : {}),
     ...(cfg.allowRemote !== undefined ? { allowRemote: cfg.allowRemote } : {}),
@@ -151,7 +202,10 @@ export type BackendDescription = {
     tokens_per_image: number | undefined;
     tokens_per_audio_clip: number | undefined;
   };
-  /** openai: the engine base URL; transformers: dtype/device and whether the model is a local directory. */
+  /**
+   * openai: the engine base URL and its max_model_len once known; transformers: dtype/device, whether
+   * the model is a local directory, the cache directory and whether it is the random-weight test model.
+   */
   engine: Record<string, unknown>;
 };
 
@@ -159,8 +213,18 @@ export type BackendDescription = {
 export function describeBackend(backend: ModelBackend): BackendDescription {
   const c = backend.capabilities;
   let engine: Record<string, unknown> = {};
-  if (backend instanceof OpenAIBackend) engine = { base_url: backend.baseURL };
-  else if (backend instanceof TransformersBackend) engine = { runtime: 'transformers.js+onnxruntime-node', dtype: backend.dtype, device: backend.device, local: backend.local };
+  if (backend instanceof OpenAIBackend) {
+    engine = { base_url: backend.baseURL, ...(c.maxContextTokens !== undefined ? { max_model_len: c.maxContextTokens } : {}) };
+  } else if (backend instanceof TransformersBackend) {
+    engine = {
+      runtime: 'transformers.js+onnxruntime-node',
+      dtype: backend.dtype,
+      device: backend.device,
+      local: backend.local,
+      cache_dir: backend.cacheDir,
+      ...(backend.testModel ? { test_model: true } : {}),
+    };
+  }
   return {
     backend: backend.kind,
     model_id: backend.modelId,

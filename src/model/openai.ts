@@ -4,18 +4,28 @@
  * `audioPart: 'audio_url'`, and text/image-only engines (llama.cpp, Ollama) with `audioPart: null`.
  *
  * A request is one user turn: each frame as an `image_url` JPEG data URL, then the audio (16 kHz mono
- * PCM16 WAV, padded to ≥ 1 s) as `input_audio` or an `audio_url` data URL, then the prompt text.
- * Sampling is always sent explicitly, because vLLM otherwise applies the model's generation_config.
+ * PCM16 WAV, padded to one server-wide length, default 30 s, so concurrent requests never mix clip
+ * lengths in one engine batch: vllm#50957) as `input_audio` or an `audio_url` data URL, then the
+ * prompt text. Sampling is always sent explicitly, because vLLM otherwise applies the model's
+ * generation_config.
  *
  * Start-up: `load()` sends a 1-token warm-up request and retries until the engine answers; status()
- * reads 'loading' meanwhile, 'error' with a message once the deadline passes, and goes back to 'ready'
- * whenever a later probe or generation succeeds.
+ * reads 'loading' meanwhile (with the cause, code and failure count), 'error' once the deadline
+ * passes, and goes back to 'ready' whenever a later probe or generation succeeds. The cause is logged
+ * at the first failure and then at most every `warmup.logEveryMs`. Once the engine answers, its
+ * `max_model_len` (GET /v1/models) becomes `capabilities.maxContextTokens`, and requests that would
+ * not fit are refused with `context_length_exceeded` before they are sent.
+ *
+ * Health: `unhealthyAfterTimeouts` requests in a row that time out (a hung engine) turn status() to
+ * 'error' (code engine_timeout) and start recovery probing; any success turns it back to 'ready'.
  */
 import OpenAI from 'openai';
 import type { ChatCompletionContentPart, ChatCompletionMessageParam } from 'openai/resources/chat/completions';
-import { childLogger } from '../log.js';
+import { childLogger, type Logger } from '../log.js';
 import {
   estimateTextTokens,
+  mediaTokenCosts,
+  TURN_MARKUP_TOKENS,
   TOKENS_PER_AUDIO_CLIP,
   TOKENS_PER_IMAGE,
   type BackendCapabilities,
@@ -25,7 +35,7 @@ import {
   type ModelBackend,
   type Usage,
 } from './backend.js';
-import { encodeWavPcm16 } from './audio.js';
+import { DEFAULT_AUDIO_PAD_SAMPLES, encodeWavPcm16 } from './audio.js';
 import { ModelAbortError, ModelError } from './errors.js';
 import { fitMedia } from './request.js';
 
@@ -54,7 +64,18 @@ export interface OpenAIBackendOptions {
     deadlineMs?: number;
     /** One probe's own time limit. Default min(timeoutMs, 30 s). */
     probeTimeoutMs?: number;
+    /** A still-failing warm-up is logged at the first failure, then at most this often. Default 30 s. */
+    logEveryMs?: number;
   };
+  /**
+   * Every audio clip is padded with silence to at least this many 16 kHz samples (clamped to 1–30 s).
+   * Default 480 000 (30 s): one length for every request keeps pre-#50958 vLLM alive (vllm#50957).
+   */
+  audioPadSamples?: number;
+  /** Timed-out requests in a row after which status() reads 'error' (a hung engine). Default 2. */
+  unhealthyAfterTimeouts?: number;
+  /** Where this backend logs (default: the 'model' child of the root logger). */
+  logger?: Logger;
 }
 
 /** Maps anything the SDK throws to a ModelError with a message an operator can act on. */
@@ -79,6 +100,13 @@ export function toModelError(err: unknown, ctx: { baseURL: string; modelId: stri
     if (status === 404) {
       return new ModelError('model_not_found', `engine at ${ctx.baseURL} does not serve model "${ctx.modelId}" (404: ${detail}); check MODEL_ID and that the base URL ends in /v1`, o);
     }
+    if ((status === 400 || status === 413 || status === 422) && /maximum context length|max_model_len|context length/i.test(detail)) {
+      return new ModelError(
+        'context_length_exceeded',
+        `engine refused the request as longer than the model's context (${status}: ${detail}); lower max_new_tokens or max_input_tokens, or serve with a larger --max-model-len`,
+        o,
+      );
+    }
     if (status === 400 || status === 413 || status === 422) {
       return new ModelError('engine_bad_request', `engine rejected the request (${status}): ${detail}`, o);
     }
@@ -92,21 +120,42 @@ export function toModelError(err: unknown, ctx: { baseURL: string; modelId: stri
 /** Probe failures that mean the engine answered but the configuration is wrong (not "still loading"). */
 const CONFIG_ERRORS = new Set(['engine_unauthorized', 'model_not_found', 'engine_bad_request']);
 
+/** Reads `max_model_len` for `modelId` from a GET /v1/models answer (vLLM puts it on each model entry). */
+export function maxModelLenFrom(models: ReadonlyArray<unknown>, modelId: string): number | undefined {
+  for (const m of models) {
+    const e = m as { id?: unknown; max_model_len?: unknown };
+    if (e.id === modelId && typeof e.max_model_len === 'number' && Number.isInteger(e.max_model_len) && e.max_model_len > 0) {
+      return e.max_model_len;
+    }
+  }
+  return undefined;
+}
+
 export class OpenAIBackend implements ModelBackend {
   readonly kind = 'openai' as const;
   readonly modelId: string;
   readonly baseURL: string;
-  readonly capabilities: BackendCapabilities;
+  private caps: BackendCapabilities;
+  private readonly audioPadSamples: number;
+  private readonly unhealthyAfterTimeouts: number;
+  private consecutiveTimeouts = 0;
   private readonly client: OpenAI;
   private readonly timeoutMs: number;
   private readonly stream: boolean;
   private readonly warm: Required<NonNullable<OpenAIBackendOptions['warmup']>>;
-  private readonly log;
-  private state: BackendStatus = { state: 'loading', message: 'waiting for the engine to answer' };
+  private readonly log: Logger;
+  private state: BackendStatus = { state: 'loading', message: 'waiting for the engine to answer', since: Date.now() };
   private probing: Promise<void> | undefined;
   private probeTimer: NodeJS.Timeout | undefined;
   private wakeProbe: (() => void) | undefined;
-  private readonly probeAbort = new AbortController();
+  /**
+   * One controller per probe: the SDK adds an abort listener to the signal it is given and never
+   * removes it, so a shared signal collected one listener per probe (MaxListenersExceededWarning after
+   * ~11 probes, about 30 s of warm-up).
+   */
+  private probeAbort: AbortController | undefined;
+  private probeFailures = 0;
+  private lastProbeLogAt = -Infinity;
   private closed = false;
 
   constructor(opts: OpenAIBackendOptions) {
@@ -115,7 +164,9 @@ export class OpenAIBackend implements ModelBackend {
     this.timeoutMs = opts.timeoutMs ?? 60_000;
     this.stream = opts.stream ?? true;
     const c = opts.capabilities ?? {};
-    this.capabilities = {
+    this.audioPadSamples = opts.audioPadSamples ?? DEFAULT_AUDIO_PAD_SAMPLES;
+    this.unhealthyAfterTimeouts = Math.max(1, opts.unhealthyAfterTimeouts ?? 2);
+    this.caps = {
       images: c.images ?? true,
       maxImages: c.maxImages ?? 8,
       audio: c.audioPart === undefined ? 'input_audio' : c.audioPart,
@@ -126,14 +177,24 @@ export class OpenAIBackend implements ModelBackend {
       retryIntervalMs: opts.warmup?.retryIntervalMs ?? 2000,
       deadlineMs: opts.warmup?.deadlineMs ?? 600_000,
       probeTimeoutMs: opts.warmup?.probeTimeoutMs ?? Math.min(this.timeoutMs, 30_000),
+      logEveryMs: opts.warmup?.logEveryMs ?? 30_000,
     };
     // Retries are the generation loop's decision (its next cycle), not the SDK's hidden backoff.
     this.client = new OpenAI({ baseURL: this.baseURL, apiKey: opts.apiKey || 'EMPTY', timeout: this.timeoutMs, maxRetries: 0 });
-    this.log = childLogger('model', { backend: 'openai', model: this.modelId, base_url: this.baseURL });
+    this.log = (opts.logger ?? childLogger('model')).child({ backend: 'openai', model: this.modelId, base_url: this.baseURL });
+  }
+
+  get capabilities(): BackendCapabilities {
+    return this.caps;
   }
 
   status(): BackendStatus {
     return { ...this.state };
+  }
+
+  private setState(next: BackendStatus): void {
+    const keepSince = next.state === this.state.state && this.state.since !== undefined;
+    this.state = { ...next, since: keepSince ? this.state.since! : Date.now() };
   }
 
   countTextTokens(text: string): number {
@@ -163,7 +224,12 @@ export class OpenAIBackend implements ModelBackend {
           return false;
         }
         if (CONFIG_ERRORS.has(outcome.code) || Date.now() - started >= this.warm.deadlineMs) {
-          this.state = { state: 'error', message: outcome.message };
+          const permanent = CONFIG_ERRORS.has(outcome.code);
+          this.setState({ state: 'error', message: outcome.message, code: outcome.code, permanent, consecutiveFailures: this.probeFailures });
+          this.log.error(
+            { code: outcome.code, err: outcome.message, attempts: this.probeFailures, waited_ms: Date.now() - started },
+            permanent ? 'engine refused the configuration; fix it and restart' : 'engine did not come up before the warm-up deadline; still probing',
+          );
           settle(outcome);
           return false;
         }
@@ -185,7 +251,7 @@ export class OpenAIBackend implements ModelBackend {
         const outcome = await this.probe();
         this.probeObservers = this.probeObservers.filter((o) => o(outcome));
         if (outcome === 'ready') break;
-        this.log.debug({ code: outcome.code, err: outcome.message }, 'engine not ready yet');
+        this.logProbeFailure(outcome);
         await new Promise<void>((wake) => {
           this.wakeProbe = wake;
           this.probeTimer = setTimeout(wake, this.warm.retryIntervalMs);
@@ -199,25 +265,94 @@ export class OpenAIBackend implements ModelBackend {
 
   private probeObservers: Array<(o: 'ready' | ModelError) => boolean> = [];
 
-  private async probe(): Promise<'ready' | ModelError> {
-    try {
-      await this.client.chat.completions.create(
-        { model: this.modelId, messages: [{ role: 'user', content: 'Hi' }], max_tokens: 1, temperature: 0, stream: false },
-        { timeout: this.warm.probeTimeoutMs, signal: this.probeAbort.signal },
-      );
-      if (this.state.state !== 'ready') this.log.info('engine answered; backend ready');
-      this.state = { state: 'ready' };
-      return 'ready';
-    } catch (err) {
-      const e = toModelError(err, this);
-      if (this.state.state === 'ready' || CONFIG_ERRORS.has(e.code)) this.state = { state: 'error', message: e.message };
-      else if (this.state.state === 'loading') this.state = { state: 'loading', message: `waiting for the engine: ${e.message}` };
-      return e;
+  /** The first failure at once, then at most every logEveryMs: an unreachable engine is never silent. */
+  private logProbeFailure(e: ModelError): void {
+    const now = Date.now();
+    const fields = { code: e.code, err: e.message, attempts: this.probeFailures };
+    if (this.probeFailures === 1 || now - this.lastProbeLogAt >= this.warm.logEveryMs) {
+      this.lastProbeLogAt = now;
+      this.log.warn(fields, 'engine not answering yet; still waiting');
+    } else {
+      this.log.debug(fields, 'engine not ready yet');
     }
   }
 
+  private async probe(): Promise<'ready' | ModelError> {
+    const ctl = new AbortController();
+    this.probeAbort = ctl;
+    try {
+      await this.client.chat.completions.create(
+        { model: this.modelId, messages: [{ role: 'user', content: 'Hi' }], max_tokens: 1, temperature: 0, stream: false },
+        { timeout: this.warm.probeTimeoutMs, signal: ctl.signal },
+      );
+      await this.readContextLength(ctl.signal);
+      if (this.state.state !== 'ready') {
+        this.log.info({ after_failures: this.probeFailures, max_model_len: this.caps.maxContextTokens }, 'engine answered; backend ready');
+      }
+      this.probeFailures = 0;
+      this.markReady();
+      return 'ready';
+    } catch (err) {
+      const e = toModelError(err, this);
+      this.probeFailures++;
+      const fields = { message: e.message, code: e.code, consecutiveFailures: this.probeFailures };
+      if (this.state.state === 'ready' || CONFIG_ERRORS.has(e.code)) {
+        this.setState({ state: 'error', ...fields, permanent: CONFIG_ERRORS.has(e.code) });
+      } else if (this.state.state === 'loading') {
+        this.setState({ state: 'loading', ...fields, message: `waiting for the engine: ${e.message}`, permanent: false });
+      } else {
+        this.setState({ ...this.state, consecutiveFailures: this.probeFailures });
+      }
+      return e;
+    } finally {
+      if (this.probeAbort === ctl) this.probeAbort = undefined;
+    }
+  }
+
+  /** vLLM reports `max_model_len` per model on GET /v1/models; engines that do not leave it unknown. */
+  private async readContextLength(signal: AbortSignal): Promise<void> {
+    try {
+      const page = await this.client.models.list({ timeout: this.warm.probeTimeoutMs, signal });
+      const len = maxModelLenFrom(page.data, this.modelId);
+      if (len !== undefined && len !== this.caps.maxContextTokens) {
+        this.caps = { ...this.caps, maxContextTokens: len };
+        this.log.info({ max_model_len: len }, 'engine context length');
+      }
+    } catch (err) {
+      if (signal.aborted) throw err;
+      this.log.debug({ err: toModelError(err, this).message }, 'engine does not list models; context length unknown');
+    }
+  }
+
+  private markReady(): void {
+    this.consecutiveTimeouts = 0;
+    if (this.state.state !== 'ready') this.setState({ state: 'ready' });
+  }
+
+  /**
+   * Estimated prompt tokens (over-counting on purpose) and the gate against the engine's context
+   * length: a refusal that names the numbers and what to lower beats the engine's generic 400.
+   */
+  private checkContextLength(req: GenerateRequest, images: number, audio: boolean): void {
+    const max = this.caps.maxContextTokens;
+    if (max === undefined) return;
+    const costs = mediaTokenCosts(this.caps);
+    let text = estimateTextTokens(req.prompt) + (req.system ? estimateTextTokens(req.system) : 0);
+    for (const t of req.history ?? []) text += estimateTextTokens(t.text) + 5; // <start_of_turn>role\n … <end_of_turn>\n
+    const mediaTokens = images * costs.image + (audio ? costs.audioClip : 0);
+    const input = TURN_MARKUP_TOKENS + text + mediaTokens;
+    if (input + req.maxNewTokens <= max) return;
+    throw new ModelError(
+      'context_length_exceeded',
+      `request needs about ${input} input tokens (${images} image(s) and ${audio ? 1 : 0} audio clip(s): ${mediaTokens}, text and context: ${TURN_MARKUP_TOKENS + text}) ` +
+        `+ max_new_tokens ${req.maxNewTokens} = ${input + req.maxNewTokens}, over the engine's max_model_len ${max}; ` +
+        `lower max_new_tokens or max_input_tokens (or send fewer frames), or serve the engine with a larger --max-model-len`,
+    );
+  }
+
   private buildMessages(req: GenerateRequest): { messages: ChatCompletionMessageParam[]; droppedImages: number; droppedAudio: boolean } {
-    const media = fitMedia(req, this.capabilities);
+    const media = fitMedia(req, this.caps, { audioPadSamples: this.audioPadSamples });
+    this.checkContextLength(req, media.images.length, media.audio !== undefined);
     const content: ChatCompletionContentPart[] = [];
     for (const im of media.images) {
       if (!im.jpeg) throw new ModelError('invalid_request', 'the OpenAI-compatible backend needs JPEG frames (wantJpeg)');
@@ -262,14 +397,17 @@ export class OpenAIBackend implements ModelBackend {
       new ModelError('engine_timeout', `engine at ${this.baseURL} did not finish within ${this.timeoutMs} ms`, { cause });
     const fail = (err: unknown, midStream = false): ModelError => {
       if (signal?.aborted) return new ModelAbortError(signal.reason);
-      if (timedOut) return timeoutError(err);
+      if (timedOut) return this.noteTimeout(timeoutError(err));
       if (midStream && err instanceof OpenAI.APIConnectionError) {
         // The engine answered, then the connection broke: an engine failure, not an unreachable engine.
         return new ModelError('engine_error', `engine closed the stream mid-reply: ${err.message}`, { cause: err });
       }
       const e = toModelError(err, this);
-      if (e.code === 'engine_unreachable' || e.code === 'engine_timeout') {
-        this.state = { state: 'error', message: e.message };
+      if (e.code === 'engine_timeout') return this.noteTimeout(e);
+      if (e.code === 'engine_unreachable') {
+        // logged on the transition only: the loop retries every cycle and the probe loop logs rate-limited
+        if (this.state.code !== 'engine_unreachable') this.log.warn({ code: e.code, err: e.message }, 'engine unreachable; probing until it answers');
+        this.setState({ state: 'error', message: e.message, code: e.code, permanent: false, consecutiveFailures: (this.state.consecutiveFailures ?? 0) + 1 });
         this.startProbing();
       }
       return e;
@@ -313,7 +451,7 @@ export class OpenAIBackend implements ModelBackend {
         }
         // Aborting the fetch ends the SDK's stream quietly, so a deadline or abort shows up here.
         if (signal?.aborted) throw new ModelAbortError(signal.reason);
-        if (timedOut) throw timeoutError();
+        if (timedOut) throw this.noteTimeout(timeoutError());
         if (!finishReason) throw new ModelError('engine_error', 'engine stream ended before the reply finished (no finish_reason)');
       } else {
         const res = await this.client.chat.completions.create({ ...body, stream: false }, { signal: ctl.signal }).catch((err: unknown) => {
@@ -329,10 +467,8 @@ export class OpenAIBackend implements ModelBackend {
         }
       }
       if (signal?.aborted) throw new ModelAbortError(signal.reason);
-      if (this.state.state !== 'ready') {
-        this.state = { state: 'ready' };
-        this.log.info('engine answered again; backend ready');
-      }
+      if (this.state.state !== 'ready') this.log.info('engine answered again; backend ready');
+      this.markReady();
       yield {
         type: 'done',
         text,
@@ -347,11 +483,30 @@ export class OpenAIBackend implements ModelBackend {
     }
   }
 
+  /** Counts a timed-out request; enough in a row mean a hung engine, which /health must show. */
+  private noteTimeout(e: ModelError): ModelError {
+    this.consecutiveTimeouts++;
+    if (this.consecutiveTimeouts >= this.unhealthyAfterTimeouts && this.state.state !== 'error') {
+      this.setState({
+        state: 'error',
+        code: 'engine_timeout',
+        permanent: false,
+        consecutiveFailures: this.consecutiveTimeouts,
+        message: `engine at ${this.baseURL} timed out on ${this.consecutiveTimeouts} requests in a row (no reply within ${this.timeoutMs} ms): it may be hung`,
+      });
+      this.log.error({ code: e.code, timeouts: this.consecutiveTimeouts }, 'engine keeps timing out; marked unhealthy until a request or probe succeeds');
+      this.startProbing();
+    } else if (this.state.state === 'error' && this.state.code === 'engine_timeout') {
+      this.setState({ ...this.state, consecutiveFailures: this.consecutiveTimeouts });
+    }
+    return e;
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     if (this.probeTimer) clearTimeout(this.probeTimer);
     this.wakeProbe?.();
-    this.probeAbort.abort();
+    this.probeAbort?.abort();
     await this.probing?.catch(() => undefined);
   }
 }

@@ -8,7 +8,7 @@ import { fitAudioSamples } from './audio.js';
 
 export interface FittedMedia {
   images: ImageInput[];
-  /** One clip, padded to ≥ 1 s and cut at 30 s; undefined when none or unsupported. */
+  /** One clip, padded to ≥ 1 s (or the caller's padTo) and cut at 30 s; undefined when none or unsupported. */
   audio: AudioInput | undefined;
   droppedImages: number;
   droppedAudio: boolean;
@@ -24,14 +24,19 @@ export function pickEvenly<T>(items: readonly T[], max: number): T[] {
   return out;
 }
 
-export function fitMedia(req: Pick<GenerateRequest, 'images' | 'audio'>, caps: BackendCapabilities): FittedMedia {
+/** `audioPadSamples`: pad every clip to at least this many samples (the engine path's fixed length). */
+export function fitMedia(
+  req: Pick<GenerateRequest, 'images' | 'audio'>,
+  caps: BackendCapabilities,
+  opts: { audioPadSamples?: number } = {},
+): FittedMedia {
   const wanted = caps.images ? Math.max(0, caps.maxImages) : 0;
   const images = pickEvenly(req.images, wanted);
   let audio: AudioInput | undefined;
   let droppedAudio = false;
   if (req.audio && req.audio.samples.length > 0) {
     if (caps.audio === null) droppedAudio = true;
-    else audio = { ...req.audio, samples: fitAudioSamples(req.audio.samples) };
+    else audio = { ...req.audio, samples: fitAudioSamples(req.audio.samples, opts.audioPadSamples) };
   }
   return { images, audio, droppedImages: req.images.length - images.length, droppedAudio };
 }

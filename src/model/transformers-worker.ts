@@ -11,7 +11,10 @@
  *   the main thread pads to ≥ 1 s before sending;
  * - `apply_chat_template` + `processor(prompt, images, audio, {add_special_tokens:false})` (the prompt
  *   already carries <bos>);
- * - `InterruptableStoppingCriteria` stops `generate()` at the next step.
+ * - `InterruptableStoppingCriteria` stops `generate()` at the next step;
+ * - no top-k/top-p warpers: the sampler keeps `top_k` candidates (all 262 400 when 0) and ignores
+ *   top_p, so top_k is passed only when the caller sets it (else the model's generation_config, 64)
+ *   and top_p runs as our own logits processor (sampling.ts).
  */
 import { parentPort } from 'node:worker_threads';
 import {
@@ -25,6 +28,7 @@ import {
   type PreTrainedModel,
   type Tensor,
 } from '@huggingface/transformers';
+import { generationSampling, nucleusProcessor } from './sampling.js';
 import type { FromWorker, ToWorker, WireGenerate, WireImage, WorkerLoadOptions } from './transformers-protocol.js';
 
 if (!parentPort) throw new Error('transformers-worker must run in a worker thread');
@@ -111,13 +115,16 @@ async function generate(req: WireGenerate): Promise<void> {
         if (text) send({ type: 'delta', id: req.id, text });
       },
     });
-    const s = req.sampling ?? {};
-    const doSample = (s.temperature ?? 0) > 0;
+    const sampling = generationSampling(req.sampling);
+    const modelTopK = (model as unknown as { generation_config?: { top_k?: unknown } }).generation_config?.top_k;
+    // GenerationConfig's own default is 50 when the model's config names none
+    const topK = sampling.top_k ?? (typeof modelTopK === 'number' ? modelTopK : 50);
+    const nucleus = sampling.do_sample ? nucleusProcessor(req.sampling?.topP, topK) : undefined;
     const out = (await model.generate({
       ...inputs,
       max_new_tokens: req.maxNewTokens,
-      do_sample: doSample,
-      ...(doSample ? { temperature: s.temperature, top_p: s.topP ?? 1, top_k: s.topK ?? 0 } : {}),
+      ...sampling,
+      ...(nucleus ? { logits_processor: [nucleus] } : {}),
       streamer,
       stopping_criteria: [criteria],
     } as never)) as Tensor;

@@ -4,14 +4,24 @@
  * event loop only shuttles small messages; see that file for what runs where. One generation runs at a
  * time per instance (one model, one ORT session set); later requests wait in a bounded FIFO.
  *
- * On first use with a hub id the files are downloaded into the Transformers.js cache with progress
- * reported through `onProgress` (logged by default). A local directory (e.g. the random-weight test
- * model from `make-tiny-model`) is read offline.
+ * On first use with a hub id the files (~5 GB for E2B) are downloaded into the model cache, by default
+ * a user cache directory ($XDG_CACHE_HOME or ~/.cache, then gemma3n-trickle/models; MODEL_CACHE_DIR
+ * overrides), never into node_modules, which `npm ci` wipes and a container user may not write.
+ * Progress goes through `onProgress` (logged by default). A local directory (e.g. the random-weight
+ * test model from `make-tiny-model`) is read offline and its file reads are not logged as downloads;
+ * serving that test model is logged as such at warn.
+ *
+ * Load failures are permanent and say why: status() reads 'error' with code `model_load_failed`,
+ * `permanent: true` and a message naming the cause (missing directory, unwritable cache, no CUDA
+ * provider, …); the runner must be restarted after the cause is fixed. A partial dtype map is merged
+ * over DEFAULT_DTYPE (sessions it does not name keep their default, not ONNX Runtime's fp32).
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
-import { isAbsolute, join, resolve } from 'node:path';
+import { accessSync, constants as fsConstants, existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { homedir } from 'node:os';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { childLogger } from '../log.js';
+import { childLogger, type Logger } from '../log.js';
 import {
   estimateTextTokens,
   TOKENS_PER_AUDIO_CLIP,
@@ -41,15 +51,50 @@ export const DEFAULT_DTYPE: Record<string, string> = {
   decoder_model_merged: 'q4',
 };
 
+/** The ONNX sessions of a Gemma 3n export (Transformers.js session_config for ImageAudioTextToText). */
+export const MODEL_SESSIONS = Object.keys(DEFAULT_DTYPE);
+/** Transformers.js 4.3.1 DATA_TYPES (src/utils/dtypes.js); anything else would fail deep inside the load. */
+export const VALID_DTYPES = ['auto', 'fp32', 'fp16', 'q8', 'int8', 'uint8', 'q4', 'bnb4', 'q4f16', 'q2', 'q2f16', 'q1', 'q1f16'] as const;
+
+/** A single dtype applies to every session; a map is merged over DEFAULT_DTYPE. */
+export function resolveDtype(dtype: DtypeOption | undefined): DtypeOption {
+  if (dtype === undefined) return { ...DEFAULT_DTYPE };
+  if (typeof dtype === 'string') return dtype;
+  return { ...DEFAULT_DTYPE, ...dtype };
+}
+
+/** $XDG_CACHE_HOME (or ~/.cache)/gemma3n-trickle/models: a per-user dir that survives `npm ci`. */
+export function defaultModelCacheDir(env: Record<string, string | undefined> = process.env, home: string = homedir()): string {
+  const base = env.XDG_CACHE_HOME && isAbsolute(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : join(home, '.cache');
+  return join(base, 'gemma3n-trickle', 'models');
+}
+
+/** Whether onnxruntime-node's CUDA execution provider libraries are installed beside its binding. */
+export function cudaProviderInstalled(): { installed: boolean; dir?: string } {
+  try {
+    const entry = createRequire(import.meta.url).resolve('onnxruntime-node');
+    const dir = join(dirname(entry), '..', 'bin', 'napi-v6', process.platform, process.arch);
+    return { installed: readdirSync(dir).some((f) => f.startsWith('libonnxruntime_providers_cuda')), dir };
+  } catch {
+    return { installed: false };
+  }
+}
+
 export interface TransformersBackendOptions {
   /** Hub id or local directory (absolute or relative to the cwd). Default: DEFAULT_TRANSFORMERS_MODEL. */
   model?: string;
   dtype?: DtypeOption;
   /** 'cpu' (default) or 'cuda' (needs ORT's CUDA provider libraries, which npm installs cannot always fetch). */
   device?: string;
+  /** Where hub downloads go. Default: defaultModelCacheDir() (MODEL_CACHE_DIR is read by index.ts). */
   cacheDir?: string;
+  /** Treat `model` as a local directory even if it does not exist yet (set for --model-dir). */
+  local?: boolean;
+  /** Where this backend logs (default: the 'model' child of the root logger). */
+  logger?: Logger;
   /** Whether a hub id may be downloaded. Default: true for hub ids, false for local directories. */
   allowRemote?: boolean;
+  /** Default 1 on cpu (a frame costs seconds of vision + prefill there), 8 on cuda. */
   maxImages?: number;
   /** Generations allowed to wait behind the running one before `engine_busy`. Default 8. */
   maxQueued?: number;
@@ -98,11 +143,22 @@ function spawnWorker(): Worker {
   return new Worker(boot, { eval: true });
 }
 
-function defaultProgressLogger(model: string): (p: ProgressEvent) => void {
-  const log = childLogger('model', { backend: 'transformers', model });
+/** Whether a local model directory is the random-weight test model (its config.json says so). */
+function isTestModel(dir: string): boolean {
+  try {
+    const cfg = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as { _comment?: unknown };
+    return typeof cfg._comment === 'string' && /random-weight test model/i.test(cfg._comment);
+  } catch {
+    return false;
+  }
+}
+
+function defaultProgressLogger(log: Logger, local: boolean): (p: ProgressEvent) => void {
   const lastDecile = new Map<string, number>();
   return (p) => {
     if (p.status === 'initiate' && p.file) log.debug({ file: p.file }, 'loading model file');
+    // Transformers.js reports 'download'/'progress' for local reads too; only a hub fetch is a download.
+    if (local) return;
     if (p.status === 'download' && p.file) log.info({ file: p.file }, 'downloading model file (first run)');
     if (p.status === 'progress' && p.file && typeof p.progress === 'number') {
       const decile = Math.floor(p.progress / 10);
@@ -120,12 +176,15 @@ export class TransformersBackend implements ModelBackend {
   readonly local: boolean;
   readonly dtype: DtypeOption;
   readonly device: string;
+  readonly cacheDir: string;
+  /** True when serving the random-weight test model (scripted replies, not Gemma 3n). */
+  readonly testModel: boolean;
   private caps: BackendCapabilities;
   private readonly opts: TransformersBackendOptions;
-  private readonly log;
+  private readonly log: Logger;
   private worker: Worker | undefined;
   private loading: Promise<void> | undefined;
-  private state: BackendStatus = { state: 'loading', message: 'model not loaded yet' };
+  private state: BackendStatus = { state: 'loading', message: 'model not loaded yet', since: Date.now() };
   private readonly pending = new Map<number, Pending>();
   private nextId = 0;
   private busy = false;
@@ -136,20 +195,22 @@ export class TransformersBackend implements ModelBackend {
   constructor(opts: TransformersBackendOptions = {}) {
     this.opts = opts;
     const model = opts.model ?? DEFAULT_TRANSFORMERS_MODEL;
-    this.local = looksLocal(model);
+    this.local = opts.local ?? looksLocal(model);
     // Absolute paths fail Transformers.js's hub-id check, so they are read from disk as-is.
     this.modelId = this.local ? resolve(model) : model;
-    this.dtype = opts.dtype ?? DEFAULT_DTYPE;
+    this.dtype = resolveDtype(opts.dtype);
     this.device = opts.device ?? 'cpu';
+    this.cacheDir = opts.cacheDir ?? defaultModelCacheDir();
+    this.testModel = this.local && isTestModel(this.modelId);
     const seq = this.local ? readSeqLengths(this.modelId) : {};
     this.caps = {
       images: true,
-      maxImages: opts.maxImages ?? 8,
+      maxImages: opts.maxImages ?? (this.device === 'cpu' ? 1 : 8),
       audio: 'raw',
       tokensPerImage: seq.image ?? TOKENS_PER_IMAGE,
       tokensPerAudioClip: seq.audio ?? TOKENS_PER_AUDIO_CLIP,
     };
-    this.log = childLogger('model', { backend: 'transformers', model: this.modelId });
+    this.log = (opts.logger ?? childLogger('model')).child({ backend: 'transformers', model: this.modelId });
   }
 
   get capabilities(): BackendCapabilities {
@@ -179,16 +240,47 @@ export class TransformersBackend implements ModelBackend {
     return this.loading;
   }
 
+  /** Causes a load would otherwise report as a library-internal message, checked up front. */
+  private preflight(): string | undefined {
+    if (this.local) {
+      if (!existsSync(this.modelId)) {
+        return `model directory ${this.modelId} does not exist (--model-dir / MODEL_DIR): point it at a Gemma 3n ONNX export (e.g. a clone of onnx-community/gemma-3n-E2B-it-ONNX) or create the random-weight test model with \`make-tiny-model <dir>\``;
+      }
+      if (!existsSync(join(this.modelId, 'config.json')) || !existsSync(join(this.modelId, 'onnx'))) {
+        return `${this.modelId} is not a Gemma 3n ONNX export: it needs config.json, the tokenizer/processor files and an onnx/ folder (--model-dir / MODEL_DIR)`;
+      }
+    } else if (this.opts.allowRemote ?? true) {
+      try {
+        mkdirSync(this.cacheDir, { recursive: true });
+        accessSync(this.cacheDir, fsConstants.W_OK);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code ?? String(err);
+        return `model cache directory ${this.cacheDir} is not writable (${code}): set MODEL_CACHE_DIR to a writable directory (in Docker, mount a volume there)`;
+      }
+    }
+    if (this.device === 'cuda') {
+      const cuda = cudaProviderInstalled();
+      if (!cuda.installed) {
+        return `--device cuda / MODEL_DEVICE=cuda: ONNX Runtime's CUDA provider is not installed on this host (no libonnxruntime_providers_cuda in ${cuda.dir ?? 'onnxruntime-node'}); use --device cpu, or reinstall onnxruntime-node with its CUDA 12 binaries on a machine with an NVIDIA GPU`;
+      }
+    }
+    return undefined;
+  }
+
   private startWorker(): Promise<void> {
     const started = performance.now();
-    const onProgress = this.opts.onProgress ?? defaultProgressLogger(this.modelId);
+    const failLoad = (message: string, reject: (e: ModelError) => void) => {
+      this.state = { state: 'error', code: 'model_load_failed', permanent: true, message: `${message} (restart the runner once this is fixed)`, since: Date.now() };
+      this.log.error({ code: 'model_load_failed', err: message }, 'in-process model failed to load; restart needed');
+      reject(new ModelError('model_load_failed', message));
+    };
+    const early = this.preflight();
+    if (early) return new Promise<void>((_, reject) => failLoad(early, reject));
+    const onProgress = this.opts.onProgress ?? defaultProgressLogger(this.log, this.local);
     const worker = spawnWorker();
     this.worker = worker;
     return new Promise<void>((resolveLoad, rejectLoad) => {
-      const failLoad = (message: string) => {
-        this.state = { state: 'error', message };
-        rejectLoad(new ModelError('model_load_failed', message));
-      };
+      const failLoad2 = (message: string) => failLoad(message, rejectLoad);
       worker.on('message', (msg: FromWorker) => {
         switch (msg.type) {
           case 'progress':
@@ -197,14 +289,20 @@ export class TransformersBackend implements ModelBackend {
           case 'loaded':
             this.sessions = msg.sessions;
             this.caps = { ...this.caps, tokensPerImage: msg.imageSeqLength, tokensPerAudioClip: msg.audioSeqLength };
-            this.state = { state: 'ready' };
+            this.state = { state: 'ready', since: Date.now() };
             this.log.info({ load_ms: Math.round(performance.now() - started), sessions: msg.sessions, dtype: this.dtype, device: this.device }, 'in-process model loaded');
+            if (this.testModel) {
+              this.log.warn({ dir: this.modelId }, 'serving the random-weight TEST model: replies are scripted (they only name the modalities received), not Gemma 3n');
+            }
             this.setIdle();
             resolveLoad();
             break;
           case 'load_error':
-            failLoad(
+            failLoad2(
               `could not load ${this.modelId}: ${msg.message}` +
+                (this.device === 'cuda' && /cuda|provider|shared librar/i.test(msg.message)
+                  ? ' (--device cuda needs an NVIDIA GPU with CUDA 12/cuDNN and ONNX Runtime\'s CUDA binaries; use --device cpu on this host)'
+                  : '') +
                 (!this.local && /fetch failed|ENOTFOUND|EAI_AGAIN|ECONNREFUSED|network/i.test(msg.message)
                   ? ' (downloading the model needs access to the Hugging Face hub; offline, point --model-dir/MODEL_DIR at a local Gemma 3n ONNX export, or use an engine with OPENAI_BASE_URL)'
                   : ''),
@@ -218,7 +316,7 @@ export class TransformersBackend implements ModelBackend {
       worker.on('error', (err) => {
         const message = `model worker crashed: ${err.message}`;
         this.log.error({ err }, message);
-        failLoad(message);
+        failLoad2(message);
         this.failAll(new ModelError('engine_error', message, { cause: err }));
       });
       worker.on('exit', (code) => {
@@ -227,7 +325,10 @@ export class TransformersBackend implements ModelBackend {
           rejectLoad(new ModelError('backend_closed', 'backend closed while loading'));
         } else {
           const message = `model worker exited (code ${code})`;
-          failLoad(message);
+          if (this.state.state === 'ready') {
+            this.state = { state: 'error', code: 'engine_error', permanent: true, message: `${message} (restart the runner)`, since: Date.now() };
+            this.log.error({ code }, message);
+          } else failLoad2(message);
           this.failAll(new ModelError('engine_error', message));
         }
       });
@@ -238,7 +339,7 @@ export class TransformersBackend implements ModelBackend {
           dtype: this.dtype,
           device: this.device,
           allowRemote: this.opts.allowRemote ?? !this.local,
-          ...(this.opts.cacheDir ? { cacheDir: this.opts.cacheDir } : {}),
+          cacheDir: this.cacheDir,
           ...(this.opts.threads ? { threads: this.opts.threads } : {}),
         },
       });

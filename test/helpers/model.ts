@@ -5,7 +5,9 @@
  *   server on 127.0.0.1 that implements POST /v1/chat/completions (streaming SSE and plain JSON) and
  *   GET /v1/models, records every request, validates the multimodal parts the way vLLM parses them,
  *   replies with a scripted text naming the modalities it received ("text"/"image"/"audio"/"both",
- *   see `fakeEngineReply`) and injects faults on demand.
+ *   see `fakeEngineReply`) and injects faults on demand. Optional vLLM behaviours: `maxModelLen`
+ *   (reported per model on GET /v1/models, and prompt + max_tokens over it gets vLLM's 400) and
+ *   `audioBatchBug` (a pre-#50958 build: a batch mixing clip lengths kills the engine, vllm#50957).
  * - `tinyModelDir()`: the random-weight test model (src/model/tiny-model.ts), generated once per test
  *   process into a temp dir and removed at exit.
  */
@@ -55,6 +57,17 @@ export interface FakeEngineOptions {
   reply?: (summary: ChatContentSummary, body: Record<string, unknown>) => string;
   /** Delay before each streamed chunk (ms). */
   chunkDelayMs?: number;
+  /**
+   * Like vLLM's --max-model-len: reported as `max_model_len` on each GET /v1/models entry, and a chat
+   * request whose prompt tokens + max_tokens exceed it gets vLLM's context-length 400.
+   */
+  maxModelLen?: number;
+  /**
+   * Behave like a vLLM build without PR #50958 (vllm#50957): audio requests arriving within
+   * `windowMs` of each other form one scheduler batch; if the batch mixes clip lengths, every request
+   * in it gets a 500 and the engine is dead from then on (every later request: 500 EngineDeadError).
+   */
+  audioBatchBug?: { windowMs: number };
 }
 
 export interface FakeEngine {
@@ -69,6 +82,10 @@ export interface FakeEngine {
   summarize(body: Record<string, unknown>): ChatContentSummary;
   /** Fault for every following chat request (null to clear). */
   setFault(fault: EngineFault | null): void;
+  /** True once the simulated EngineCore has died (audioBatchBug). */
+  dead(): boolean;
+  /** The clip lengths (samples) of each audio batch the fake scheduler formed, in order. */
+  audioBatches(): number[][];
   close(): Promise<void>;
 }
 
@@ -123,6 +140,27 @@ export async function startFakeEngine(opts: FakeEngineOptions = {}): Promise<Fak
   const requests: RecordedRequest[] = [];
   let fault: EngineFault | null = null;
   let openChats = 0;
+  let engineDead = false;
+  const batches: number[][] = [];
+  let batch: { lengths: number[]; verdict: Promise<boolean> } | undefined;
+
+  /** Joins the current scheduler batch (or opens one); resolves true when the batch killed the engine. */
+  const scheduleAudio = (samples: number): Promise<boolean> => {
+    if (!batch) {
+      const lengths: number[] = [];
+      const verdict = new Promise<boolean>((resolve) =>
+        setTimeout(() => {
+          batch = undefined;
+          batches.push(lengths);
+          if (new Set(lengths).size > 1) engineDead = true;
+          resolve(engineDead);
+        }, opts.audioBatchBug!.windowMs).unref(),
+      );
+      batch = { lengths, verdict };
+    }
+    batch.lengths.push(samples);
+    return batch.verdict;
+  };
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     const raw = await readBody(req);
@@ -137,9 +175,11 @@ export async function startFakeEngine(opts: FakeEngineOptions = {}): Promise<Fak
     if (opts.apiKey && req.headers.authorization !== `Bearer ${opts.apiKey}`) {
       return sendError(res, 401, 'Unauthorized', 'AuthenticationError');
     }
+    if (engineDead) return sendError(res, 500, 'EngineCore encountered an issue. See stack trace (above) for the root cause.', 'EngineDeadError');
     if (req.method === 'GET' && path === '/v1/models') {
       res.writeHead(200, { 'content-type': 'application/json' });
-      return res.end(JSON.stringify({ object: 'list', data: models.map((id) => ({ id, object: 'model', owned_by: 'fake-engine' })) }));
+      const entry = (id: string) => ({ id, object: 'model', owned_by: 'fake-engine', ...(opts.maxModelLen !== undefined ? { max_model_len: opts.maxModelLen } : {}) });
+      return res.end(JSON.stringify({ object: 'list', data: models.map(entry) }));
     }
     if (req.method !== 'POST' || path !== '/v1/chat/completions' || !body) return sendError(res, 404, `no route ${path}`, 'NotFoundError');
     if (!models.includes(String(body.model))) return sendError(res, 404, `The model \`${String(body.model)}\` does not exist.`, 'NotFoundError');
@@ -152,6 +192,22 @@ export async function startFakeEngine(opts: FakeEngineOptions = {}): Promise<Fak
     if (opts.maxImages !== undefined && summary.images.length > opts.maxImages) {
       return sendError(res, 400, `At most ${opts.maxImages} image(s) may be provided in one prompt.`);
     }
+    const promptTokens = summary.texts.join(' ').split(/\s+/).length + summary.images.length * 256 + summary.audio.length * 188;
+    const maxTokens = Number(body.max_tokens ?? 16);
+    if (opts.maxModelLen !== undefined && promptTokens + maxTokens > opts.maxModelLen) {
+      // vLLM's serving_engine wording for an over-long request
+      return sendError(
+        res,
+        400,
+        `'max_tokens' or 'max_completion_tokens' is too large: ${maxTokens}. This model's maximum context length is ${opts.maxModelLen} tokens and your request has ${promptTokens} input tokens (${maxTokens} > ${opts.maxModelLen} - ${promptTokens}).`,
+      );
+    }
+    if (opts.audioBatchBug && summary.audio.length > 0) {
+      const killed = await scheduleAudio(summary.audio[0]!.wav.readUInt32LE(40) / 2);
+      if (killed) {
+        return sendError(res, 500, "AttributeError: 'list' object has no attribute 'squeeze' (EngineCore died)", 'EngineDeadError');
+      }
+    }
     openChats++;
     res.on('close', () => openChats--);
     const f = fault;
@@ -160,7 +216,6 @@ export async function startFakeEngine(opts: FakeEngineOptions = {}): Promise<Fak
     const text = opts.reply
       ? opts.reply(summary, body)
       : fakeEngineReply(tinyModelMode(summary.images.length > 0, summary.audio.length > 0));
-    const promptTokens = summary.texts.join(' ').split(/\s+/).length + summary.images.length * 256 + summary.audio.length * 188;
     const pieces = text.match(/\S+\s*/g) ?? [text];
     const usage = { prompt_tokens: promptTokens, completion_tokens: pieces.length, total_tokens: promptTokens + pieces.length };
     const id = `chatcmpl-fake-${requests.length}`;
@@ -223,6 +278,8 @@ export async function startFakeEngine(opts: FakeEngineOptions = {}): Promise<Fak
     setFault: (f) => {
       fault = f;
     },
+    dead: () => engineDead,
+    audioBatches: () => batches.map((b) => [...b]),
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { encodeWavPcm16, fitAudioSamples, mergeAudioClips } from '../../src/model/audio.js';
@@ -63,6 +63,46 @@ describe('backend selection', () => {
     assert.equal(d.engine.device, 'cpu');
     await oa.close();
     await tf.close();
+  });
+});
+
+describe('in-process model settings', () => {
+  it('refuses an unknown dtype or session name with the valid list', () => {
+    assert.throws(() => parseDtype('q3'), /unknown dtype "q3"; valid: auto, fp32, fp16, q8, int8, uint8, q4, bnb4, q4f16/);
+    assert.throws(() => backendConfigFromEnv({}, { dtype: 'q3' }), /unknown dtype "q3"/);
+    assert.throws(() => parseDtype('vision_encoder=q5'), /unknown dtype "q5" for vision_encoder/);
+    assert.throws(() => parseDtype('vision_encodr=q8'), /unknown session "vision_encodr"; valid: embed_tokens, audio_encoder, vision_encoder, decoder_model_merged/);
+    assert.throws(() => parseDtype('{"vision_encoder":'), /not valid JSON/);
+  });
+
+  it('merges a partial --dtype map over the default map instead of leaving the other graphs at fp32', () => {
+    const b = createBackend(backendConfigFromEnv({}, { dtype: 'embed_tokens=q8,decoder_model_merged=q4f16' }));
+    assert.deepEqual(describeBackend(b).engine.dtype, { embed_tokens: 'q8', audio_encoder: 'q8', vision_encoder: 'q8', decoder_model_merged: 'q4f16' });
+    assert.equal(describeBackend(createBackend(backendConfigFromEnv({ MODEL_DTYPE: 'fp16' }))).engine.dtype, 'fp16', 'one dtype still applies to every graph');
+  });
+
+  it('caches the model in a user cache dir (XDG_CACHE_HOME or ~/.cache), never inside node_modules; MODEL_CACHE_DIR overrides', () => {
+    const dir = (env: Record<string, string>) => describeBackend(createBackend(backendConfigFromEnv(env))).engine.cache_dir;
+    assert.equal(dir({ XDG_CACHE_HOME: '/var/cache/u' }), '/var/cache/u/gemma3n-trickle/models');
+    assert.equal(dir({}), join(homedir(), '.cache', 'gemma3n-trickle', 'models'));
+    assert.equal(dir({ XDG_CACHE_HOME: '/var/cache/u', MODEL_CACHE_DIR: '/models' }), '/models');
+    assert.doesNotMatch(String(new TransformersBackend().cacheDir), /node_modules/);
+  });
+
+  it('defaults to one frame per request on cpu', () => {
+    assert.equal(createBackend(backendConfigFromEnv({})).capabilities.maxImages, 1);
+    assert.equal(createBackend(backendConfigFromEnv({ MODEL_MAX_IMAGES: '2' })).capabilities.maxImages, 2);
+  });
+});
+
+describe('engine audio padding', () => {
+  it('AUDIO_PAD_S sets the server-wide clip length (default 30 s), within 1–30 s', () => {
+    assert.equal(backendConfigFromEnv({ VLLM_BASE_URL: 'http://x/v1', AUDIO_PAD_S: '10' }).audioPadSamples, 160000);
+    assert.equal(backendConfigFromEnv({ VLLM_BASE_URL: 'http://x/v1' }).audioPadSamples, undefined);
+    assert.throws(() => backendConfigFromEnv({ VLLM_BASE_URL: 'http://x/v1', AUDIO_PAD_S: '0' }), /AUDIO_PAD_S/);
+    assert.throws(() => backendConfigFromEnv({ VLLM_BASE_URL: 'http://x/v1', AUDIO_PAD_S: '31' }), /AUDIO_PAD_S/);
+    assert.equal(fitAudioSamples(new Float32Array(320), 480000).length, 480000);
+    assert.equal(fitAudioSamples(new Float32Array(100000), 480000).length, 480000);
   });
 });
 

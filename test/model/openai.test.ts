@@ -7,6 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import type { GenerateEvent, GenerateRequest, ImageInput } from '../../src/model/backend.js';
 import { ModelError } from '../../src/model/errors.js';
 import { OpenAIBackend, type OpenAIBackendOptions } from '../../src/model/openai.js';
+import { pino } from 'pino';
 import { closedPort, fakeEngineReply, startFakeEngine, testJpeg, tone, type FakeEngine } from '../helpers/model.js';
 
 function frames(n: number): ImageInput[] {
@@ -60,7 +61,7 @@ describe('OpenAIBackend against a fake engine', () => {
     await engine.close();
   });
 
-  it('sends N JPEG frames as image_url data URLs and one padded 16 kHz PCM16 WAV input_audio part, and reassembles the streamed reply', async () => {
+  it('sends N JPEG frames as image_url data URLs and one 16 kHz PCM16 WAV input_audio part padded to 30 s, and reassembles the streamed reply', async () => {
     const b = make();
     const before = engine.chatBodies().length;
     const events = await collect(
@@ -82,7 +83,7 @@ describe('OpenAIBackend against a fake engine', () => {
     assert.equal(s.audio.length, 1);
     assert.equal(s.audio[0]!.kind, 'input_audio');
     assert.equal(s.audio[0]!.format, 'wav');
-    assert.deepEqual(wavInfo(s.audio[0]!.wav), { riff: 'RIFF', wave: 'WAVE', format: 1, channels: 1, rate: 16000, bits: 16, samples: 16000 });
+    assert.deepEqual(wavInfo(s.audio[0]!.wav), { riff: 'RIFF', wave: 'WAVE', format: 1, channels: 1, rate: 16000, bits: 16, samples: 480000 });
 
     const deltas = events.filter((e) => e.type === 'delta');
     assert.ok(deltas.length > 1, 'several deltas streamed');
@@ -109,11 +110,11 @@ describe('OpenAIBackend against a fake engine', () => {
   });
 
   it('sends audio as an audio_url WAV data URL when the engine declares audio_url (SGLang, mistral.rs)', async () => {
-    const b = make({ capabilities: { audioPart: 'audio_url' } });
+    const b = make({ capabilities: { audioPart: 'audio_url' }, audioPadSamples: 16000 });
     await collect(b.generate(req({ audio: { startPtsMs: 0, sampleRate: 16000, samples: tone(1500) } })));
     const s = engine.summarize(engine.chatBodies().at(-1)!);
     assert.equal(s.audio[0]!.kind, 'audio_url');
-    assert.equal(wavInfo(s.audio[0]!.wav).samples, 24000, 'clips over 1 s are not padded');
+    assert.equal(wavInfo(s.audio[0]!.wav).samples, 24000, 'clips over the configured pad length are not padded');
   });
 
   it('never sends what the engine declared it cannot take: audio dropped when audioPart is null, frames thinned to maxImages', async () => {
@@ -242,6 +243,185 @@ describe('OpenAIBackend auth and warm-up', () => {
     } finally {
       await b.close();
       await engine?.close();
+    }
+  });
+});
+
+/** A pino logger that keeps every line in memory (level debug), for asserting what an operator sees. */
+function memoryLogger() {
+  const lines: Array<{ level: number; msg: string; code?: string; err?: string }> = [];
+  const logger = pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line) as (typeof lines)[number]) });
+  return { logger, lines, warns: () => lines.filter((l) => l.level === 40) };
+}
+
+async function until(cond: () => boolean, what: string, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+describe('OpenAIBackend and a vLLM build without #50958 (fake engine with the mixed-audio-length bug, vllm#50957)', () => {
+  it('pads every clip to one server-wide length, so two concurrent requests with different audio windows keep the engine alive', async () => {
+    const engine = await startFakeEngine({ audioBatchBug: { windowMs: 150 } });
+    const b = new OpenAIBackend({ baseURL: engine.baseURL, timeoutMs: 5000 });
+    try {
+      const clip = (ms: number) => ({ startPtsMs: 0, sampleRate: 16000 as const, samples: tone(ms) });
+      const [x, y] = await Promise.all([collect(b.generate(req({ audio: clip(1500) }))), collect(b.generate(req({ audio: clip(4000) })))]);
+      assert.equal(x.at(-1)!.type, 'done');
+      assert.equal(y.at(-1)!.type, 'done');
+      assert.deepEqual(engine.audioBatches(), [[480000, 480000]], 'both clips went into one batch, at the same length');
+      assert.equal(engine.dead(), false);
+    } finally {
+      await b.close();
+      await engine.close();
+    }
+  });
+
+  it('(control) the fake engine dies, like the real one, when one batch mixes clip lengths', async () => {
+    const engine = await startFakeEngine({ audioBatchBug: { windowMs: 150 } });
+    const b = new OpenAIBackend({ baseURL: engine.baseURL, timeoutMs: 5000, audioPadSamples: 16000 });
+    try {
+      const clip = (ms: number) => ({ startPtsMs: 0, sampleRate: 16000 as const, samples: tone(ms) });
+      const results = await Promise.allSettled([collect(b.generate(req({ audio: clip(1500) }))), collect(b.generate(req({ audio: clip(4000) })))]);
+      assert.deepEqual(results.map((r) => r.status), ['rejected', 'rejected']);
+      assert.equal(engine.dead(), true);
+      assert.equal((await failure(collect(b.generate(req())))).code, 'engine_error', 'a dead engine refuses everything after');
+    } finally {
+      await b.close();
+      await engine.close();
+    }
+  });
+});
+
+describe('OpenAIBackend and the engine context length (fake engine reporting max_model_len)', () => {
+  it('reads max_model_len at warm-up and refuses an over-long request with context_length_exceeded before sending it', async () => {
+    const engine = await startFakeEngine({ maxModelLen: 2048 });
+    const b = new OpenAIBackend({ baseURL: engine.baseURL, timeoutMs: 5000 });
+    try {
+      await b.load();
+      assert.equal(b.capabilities.maxContextTokens, 2048);
+      const sent = engine.chatBodies().length;
+      const err = await failure(collect(b.generate(req({ images: frames(7), maxNewTokens: 256 }))));
+      assert.equal(err.code, 'context_length_exceeded');
+      assert.equal(err.httpStatus, 400);
+      assert.match(err.message, /max_model_len 2048/);
+      assert.match(err.message, /max_new_tokens 256/);
+      assert.match(err.message, /lower max_new_tokens or max_input_tokens/);
+      assert.equal(engine.chatBodies().length, sent, 'nothing was sent');
+      const ok = await collect(b.generate(req({ images: frames(2), maxNewTokens: 256 })));
+      assert.equal(ok.at(-1)!.type, 'done');
+    } finally {
+      await b.close();
+      await engine.close();
+    }
+  });
+
+  it("maps vLLM's own context-length 400 to context_length_exceeded when the limit was not known", async () => {
+    const engine = await startFakeEngine({ maxModelLen: 2048 });
+    const b = new OpenAIBackend({ baseURL: engine.baseURL, timeoutMs: 5000 }); // no load(): limit unknown
+    try {
+      const err = await failure(collect(b.generate(req({ images: frames(7), maxNewTokens: 256 }))));
+      assert.equal(err.code, 'context_length_exceeded');
+      assert.equal(err.engineStatus, 400);
+      assert.match(err.message, /maximum context length is 2048/);
+    } finally {
+      await b.close();
+      await engine.close();
+    }
+  });
+});
+
+describe('OpenAIBackend failure paths an operator must see', () => {
+  it('30 rounds of warm-up probes against an engine that is still loading (503) emit no MaxListenersExceededWarning', async () => {
+    const warnings: Error[] = [];
+    const onWarning = (w: Error) => warnings.push(w);
+    process.on('warning', onWarning);
+    const engine = await startFakeEngine();
+    engine.setFault({ kind: 'status', status: 503, message: 'model is loading' });
+    const b = new OpenAIBackend({ baseURL: engine.baseURL, warmup: { retryIntervalMs: 1, deadlineMs: 60_000 } });
+    try {
+      void b.load().catch(() => undefined);
+      await until(() => engine.chatBodies().length >= 30, '30 probes');
+      await new Promise((r) => setImmediate(r));
+      assert.deepEqual(warnings.filter((w) => w.name === 'MaxListenersExceededWarning').map((w) => w.message), []);
+    } finally {
+      process.off('warning', onWarning);
+      await b.close();
+      await engine.close();
+    }
+  });
+
+  it('an unreachable engine is logged at once and then rate-limited, and status() carries the cause while loading', async () => {
+    const port = await closedPort();
+    const mem = memoryLogger();
+    const b = new OpenAIBackend({ baseURL: `http://127.0.0.1:${port}/v1`, logger: mem.logger, warmup: { retryIntervalMs: 2, deadlineMs: 60_000, logEveryMs: 60_000 } });
+    try {
+      void b.load().catch(() => undefined);
+      await until(() => (b.status().consecutiveFailures ?? 0) >= 1, 'the first failed probe');
+      assert.equal(mem.warns().length, 1, 'the first failure is logged at once');
+      assert.match(mem.warns()[0]!.err ?? '', /cannot reach the engine at http:\/\/127\.0\.0\.1:\d+\/v1 \(ECONNREFUSED\)/);
+      const st = b.status();
+      assert.equal(st.state, 'loading');
+      assert.equal(st.code, 'engine_unreachable');
+      assert.equal(st.permanent, false);
+      assert.match(st.message ?? '', /cannot reach the engine/);
+      assert.ok(typeof st.since === 'number');
+      await until(() => (b.status().consecutiveFailures ?? 0) >= 20, '20 failed probes');
+      assert.equal(mem.warns().length, 1, 'later failures within logEveryMs are not repeated at warn');
+    } finally {
+      await b.close();
+    }
+  });
+
+  it('repeats the warning every logEveryMs while the engine stays unreachable', async () => {
+    const port = await closedPort();
+    const mem = memoryLogger();
+    const b = new OpenAIBackend({ baseURL: `http://127.0.0.1:${port}/v1`, logger: mem.logger, warmup: { retryIntervalMs: 2, deadlineMs: 60_000, logEveryMs: 40 } });
+    try {
+      void b.load().catch(() => undefined);
+      await until(() => mem.warns().length >= 3, 'three warnings');
+      assert.ok((b.status().consecutiveFailures ?? 0) > mem.warns().length, 'fewer warnings than failures');
+    } finally {
+      await b.close();
+    }
+  });
+
+  it('a hanging engine turns status() to error after consecutive timeouts, and back to ready on success', async () => {
+    const engine = await startFakeEngine();
+    const b = new OpenAIBackend({ baseURL: engine.baseURL, timeoutMs: 200, unhealthyAfterTimeouts: 2 });
+    try {
+      await b.load();
+      engine.setFault({ kind: 'hang' });
+      assert.equal((await failure(collect(b.generate(req())))).code, 'engine_timeout');
+      assert.equal(b.status().state, 'ready', 'one slow request is not yet a hung engine');
+      assert.equal((await failure(collect(b.generate(req())))).code, 'engine_timeout');
+      const st = b.status();
+      assert.equal(st.state, 'error');
+      assert.equal(st.code, 'engine_timeout');
+      assert.equal(st.consecutiveFailures, 2);
+      assert.match(st.message ?? '', /timed out on 2 requests in a row/);
+      engine.setFault(null);
+      await until(() => b.status().state === 'ready', 'recovery');
+      assert.equal((await collect(b.generate(req()))).at(-1)!.type, 'done');
+      assert.equal(b.status().state, 'ready');
+    } finally {
+      engine.setFault(null);
+      await b.close();
+      await engine.close();
+    }
+  });
+
+  it('a refused configuration (bad key) reads error with permanent: true', async () => {
+    const engine = await startFakeEngine({ apiKey: 'secret' });
+    const b = new OpenAIBackend({ baseURL: engine.baseURL, apiKey: 'wrong' });
+    try {
+      await assert.rejects(b.load());
+      assert.deepEqual({ ...b.status(), since: 0, message: '' }, { state: 'error', code: 'engine_unauthorized', permanent: true, consecutiveFailures: 1, since: 0, message: '' });
+    } finally {
+      await b.close();
+      await engine.close();
     }
   });
 });
