@@ -97,3 +97,19 @@ describe('npm config', () => {
     assert.doesNotMatch(r.stderr, /warn/i);
   });
 });
+
+describe('docker compose', () => {
+  const compose = readFileSync('docker-compose.yml', 'utf8');
+
+  it('pins vLLM to a release with the mixed-length audio batch fix (vllm#50958: v0.28.0 or later), not latest', () => {
+    const m = /image:\s*vllm\/vllm-openai:v(\d+)\.(\d+)\.(\d+)\s*$/m.exec(compose);
+    assert.ok(m, 'vllm image must be pinned to a vX.Y.Z tag');
+    const [major, minor] = [Number(m[1]), Number(m[2])];
+    assert.ok(major > 0 || minor >= 28, `vLLM v${m[1]}.${m[2]}.${m[3]} predates vllm#50958`);
+  });
+
+  it('bounds images and audio per prompt and starts the runner only once vLLM is healthy', () => {
+    assert.match(compose, /--limit-mm-per-prompt=\{"image":8,"audio":\{"count":1,"length":480000\}\}/);
+    assert.match(compose, /depends_on:\s*\n\s*vllm:\s*\n\s*condition:\s*service_healthy/);
+  });
+});
