@@ -4,17 +4,27 @@
  * with a tone), and a data-channel subscriber that prints each record as one JSON line on stdout.
  * A summary (cycles, latency p50/p95, tokens) follows on exit: Ctrl-C, `--cycles N`, `--duration S`,
  * or the end of a non-looping input. Logs go to stderr so stdout stays NDJSON + the summary.
+ *
+ * Lifetime promises: SIGINT/SIGTERM are handled in every phase (model generation, test-pattern
+ * encoding, model loading, streaming); each child process has exactly one owner that kills it and
+ * waits for it (the encoder here, the publisher's ffmpeg in publishFile), nothing is started once the
+ * stop signal is set, and the demo's temp media directory is removed on every exit path (a second
+ * signal exits at once, after killing the demo's own children and removing that directory).
+ * Progress goes to stderr: encoding the test pattern (seconds of media written) and model loading.
+ * A model that failed to load for good is reported as such and ends the demo with an error.
  */
 import type { Command } from 'commander';
-import { mkdir } from 'node:fs/promises';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import { mkdir, mkdtemp, rename, rm } from 'node:fs/promises';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { childLogger, configureRootLogger } from '../log.js';
 import { percentile } from '../util/stats.js';
-import { errorMessage } from '../errors.js';
-import { generateTestStream } from '../media/test-source.js';
+import { AppError, errorMessage } from '../errors.js';
 import { describeBackend, makeTinyModel } from '../model/index.js';
-import type { ModelBackend } from '../model/backend.js';
+import type { BackendStatus, ModelBackend } from '../model/backend.js';
 import { createSessionFactory } from '../pipeline/session.js';
 import { startRunnerServer } from '../server/index.js';
 import { publishFile } from '../trickle/file-publisher.js';
@@ -50,8 +60,78 @@ function tinyModelHome(): string {
   return join(base, 'gemma3n-trickle', 'tiny-random-gemma3n');
 }
 
+/** The demo stopped for a reason the user must act on (a model that cannot load). */
+export class DemoError extends AppError {}
+
+/** The test pattern the demo publishes when no --input is given. */
+const PATTERN = { durationS: 20, fps: 30, width: 1280, height: 720, gopS: 2, toneHz: 440 } as const;
+
+/**
+ * What must be undone synchronously if the process exits without unwinding (a second signal, an
+ * uncaught error): the demo's own live children and its temp directory. Normal exits clean up in
+ * runDemo's finally; this is the backstop run from process 'exit'.
+ */
+const live = { children: new Set<ChildProcess>(), dirs: new Set<string>() };
+
+function cleanUpNow(): void {
+  for (const child of live.children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  for (const dir of live.dirs) rmSync(dir, { recursive: true, force: true });
+}
+
+/**
+ * Encodes the looped test pattern (moving testsrc2 + a sine tone, H.264 with one keyframe per GOP,
+ * AAC) into `dir`, reporting seconds of media written so the 10-20 s wait is not silent. The ffmpeg
+ * child is owned here: aborting `signal` kills it and this waits for it before rejecting.
+ */
+async function encodeTestPattern(dir: string, signal: AbortSignal, progress: (line: string) => void): Promise<string> {
+  const out = join(dir, 'test-pattern.ts');
+  const tmp = `${out}.part`;
+  const gop = Math.round(PATTERN.gopS * PATTERN.fps);
+  const args = [
+    '-hide_banner', '-nostdin', '-loglevel', 'error', '-nostats', '-progress', 'pipe:1', '-y',
+    '-f', 'lavfi', '-i', `testsrc2=size=${PATTERN.width}x${PATTERN.height}:rate=${PATTERN.fps}`,
+    '-f', 'lavfi', '-i', `sine=frequency=${PATTERN.toneHz}:sample_rate=48000`,
+    '-t', String(PATTERN.durationS),
+    '-c:v', 'libx264', '-preset', 'veryfast', '-g', String(gop), '-keyint_min', String(gop), '-sc_threshold', '0',
+    '-pix_fmt', 'yuv420p', '-c:a', 'aac', '-b:a', '96k', '-ac', '2',
+    '-f', 'mpegts', tmp,
+  ];
+  signal.throwIfAborted();
+  const started = Date.now();
+  const ff = spawn('ffmpeg', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  live.children.add(ff);
+  const kill = (): void => void ff.kill('SIGTERM');
+  signal.addEventListener('abort', kill, { once: true });
+  let stderr = '';
+  ff.stderr.on('data', (c: Buffer) => (stderr = (stderr + c.toString()).slice(-2000)));
+  let reported = 0;
+  createInterface({ input: ff.stdout }).on('line', (line) => {
+    // -progress prints key=value blocks; out_time_us is the media time written so far.
+    const m = /^out_time_us=(\d+)/.exec(line);
+    if (!m) return;
+    const s = Math.floor(Number(m[1]) / 1e6);
+    if (s >= reported + 4 && s < PATTERN.durationS) {
+      reported = s;
+      progress(`encoding test pattern: ${s}/${PATTERN.durationS} s of media`);
+    }
+  });
+  const result = await new Promise<{ code: number | null; error?: Error }>((resolve) => {
+    ff.once('error', (error) => resolve({ code: null, error }));
+    ff.once('close', (code) => resolve({ code }));
+  });
+  live.children.delete(ff);
+  signal.removeEventListener('abort', kill);
+  signal.throwIfAborted();
+  if (result.error) throw new DemoError('ffmpeg_unavailable', `cannot run ffmpeg: ${result.error.message}`);
+  if (result.code !== 0) throw new DemoError('ffmpeg_failed', `ffmpeg exited with ${result.code}: ${stderr.trim()}`);
+  await rename(tmp, out);
+  progress(`encoding test pattern: done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  return out;
+}
+
 export async function runDemo(o: DemoOptions, out: NodeJS.WritableStream, signal: AbortSignal): Promise<DemoSummary> {
   const log = childLogger('demo');
+  signal.throwIfAborted();
   let backend: ModelBackend;
   if (o.tiny) {
     const dir = o.tinyDir ?? tinyModelHome();
@@ -63,6 +143,7 @@ export async function runDemo(o: DemoOptions, out: NodeJS.WritableStream, signal
     backend = backendFromOptions(o);
   }
 
+  signal.throwIfAborted();
   const trickle = new TrickleServer({ port: 0, host: '127.0.0.1', basePath: '/ai/trickle/' });
   await trickle.listen();
   const id = `demo-${Date.now().toString(36)}`;
@@ -85,12 +166,18 @@ export async function runDemo(o: DemoOptions, out: NodeJS.WritableStream, signal
     backend,
     sessionFactory: createSessionFactory({ backend, logger: childLogger('pipeline') }),
     describeBackend: () => describeBackend(backend),
+  }).catch(async (err: unknown) => {
+    await trickle.close();
+    throw err;
   });
   process.stderr.write(`runner: ${server.url}  trickle: ${trickle.url}  backend: ${backend.kind} ${backend.modelId}\n`);
 
   const stopAll = new AbortController();
   const onAbort = () => stopAll.abort();
-  signal.addEventListener('abort', onAbort, { once: true });
+  // addEventListener never fires for a signal that is already aborted: check it too.
+  if (signal.aborted) stopAll.abort();
+  else signal.addEventListener('abort', onAbort, { once: true });
+  let mediaDir: string | undefined;
   const durationS = o.duration ? Number(o.duration) : undefined;
   const timer = durationS ? setTimeout(() => stopAll.abort(), durationS * 1000) : undefined;
 
@@ -99,14 +186,20 @@ export async function runDemo(o: DemoOptions, out: NodeJS.WritableStream, signal
   const wantCycles = o.cycles ? Number(o.cycles) : undefined;
 
   try {
-    const input =
-      o.input ??
-      (await generateTestStream({ durationS: 20, fps: 30, width: 1280, height: 720, gopS: 2, audio: 'aac', toneHz: 440 }));
-    process.stderr.write(`input: ${input}${o.input ? '' : ' (generated test pattern + 440 Hz tone, looped)'}\n`);
+    let input = o.input;
+    if (!input) {
+      mediaDir = await mkdtemp(join(tmpdir(), 'gemma3n-trickle-demo-'));
+      live.dirs.add(mediaDir);
+      process.stderr.write(`encoding a ${PATTERN.durationS} s test pattern + ${PATTERN.toneHz} Hz tone (takes 10-20 s; the model loads meanwhile)…\n`);
+      input = await encodeTestPattern(mediaDir, stopAll.signal, (line) => process.stderr.write(`${line}\n`));
+    }
+    process.stderr.write(`input: ${input}${o.input ? '' : ' (generated test pattern + tone, looped)'}\n`);
 
     // Wait for the backend before starting, so the first records are not "still loading" errors.
     process.stderr.write('loading model backend…\n');
-    await waitReady(backend, stopAll.signal);
+    await waitReady(backend, stopAll.signal, (line) => process.stderr.write(`${line}\n`));
+    // Nothing new starts once stopping: an abort listener added now would never fire.
+    stopAll.signal.throwIfAborted();
 
     const publishing = publishFile({
       file: input,
@@ -139,7 +232,8 @@ export async function runDemo(o: DemoOptions, out: NodeJS.WritableStream, signal
     process.stderr.write(`stream ${id} started; records follow (Ctrl-C to stop)\n`);
 
     const sub = new TrickleSubscriber({ url: trickle.channelUrl(channels.data), start: 0 });
-    stopAll.signal.addEventListener('abort', () => void sub.close(), { once: true });
+    if (stopAll.signal.aborted) void sub.close();
+    else stopAll.signal.addEventListener('abort', () => void sub.close(), { once: true });
     let pending = '';
     outer: for (;;) {
       const seg = await sub.next().catch(() => null);
@@ -162,12 +256,19 @@ export async function runDemo(o: DemoOptions, out: NodeJS.WritableStream, signal
     await fetch(`${server.url}/api/stream/stop`, { method: 'POST' }).catch(() => undefined);
     await sub.close();
     await publishing;
+  } catch (err) {
+    // Stopping by signal/--duration in any phase is a normal end: the summary follows.
+    if (!stopAll.signal.aborted || err instanceof DemoError) throw err;
   } finally {
     if (timer) clearTimeout(timer);
     signal.removeEventListener('abort', onAbort);
     stopAll.abort();
     await server.close();
     await trickle.close();
+    if (mediaDir) {
+      await rm(mediaDir, { recursive: true, force: true });
+      live.dirs.delete(mediaDir);
+    }
   }
   summary.latencyMs = latencies.length ? { p50: percentile(latencies, 50), p95: percentile(latencies, 95) } : undefined;
   return summary;
@@ -193,16 +294,48 @@ function tally(line: string, summary: DemoSummary, latencies: number[]): void {
   }
 }
 
-async function waitReady(backend: ModelBackend, signal: AbortSignal): Promise<void> {
-  let lastMessage = '';
+/**
+ * The status fields a backend may add beyond state/message (`permanent`: the failure will not clear
+ * by itself). Read structurally so a backend that does not report them still gets an honest line.
+ */
+type StatusDetail = BackendStatus & { code?: string; permanent?: boolean };
+
+/** One stderr line for a not-ready status that says truthfully whether anything is being retried. */
+export function describeNotReady(s: StatusDetail): string {
+  const what = s.message ?? 'no reason given';
+  const code = s.code ? ` [${s.code}]` : '';
+  if (s.state === 'loading') return `model backend loading: ${what}`;
+  if (s.permanent === true) return `model backend failed and will not recover: ${what}${code}`;
+  if (s.permanent === false) return `model backend not ready: ${what}${code} (still retrying)`;
+  return `model backend not ready: ${what}${code}`;
+}
+
+/**
+ * Polls status() until ready, printing each new reason once. Resolves on abort; rejects with a
+ * DemoError when the backend says its failure is permanent (waiting longer would hang the demo).
+ */
+async function waitReady(backend: ModelBackend, signal: AbortSignal, print: (line: string) => void): Promise<void> {
+  let last = '';
   while (!signal.aborted) {
-    const s = backend.status();
+    const s = backend.status() as StatusDetail;
     if (s.state === 'ready') return;
-    if (s.state === 'error' && s.message && s.message !== lastMessage) {
-      lastMessage = s.message;
-      process.stderr.write(`model backend not ready: ${s.message} (retrying)\n`);
+    const line = describeNotReady(s);
+    if (line !== last) {
+      last = line;
+      print(line);
     }
-    await new Promise((r) => setTimeout(r, 200));
+    if (s.state === 'error' && s.permanent === true) {
+      throw new DemoError(s.code ?? 'model_load_failed', `model backend failed: ${s.message ?? 'no reason given'}`);
+    }
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(done, 200);
+      signal.addEventListener('abort', done, { once: true });
+      function done(): void {
+        clearTimeout(t);
+        signal.removeEventListener('abort', done);
+        resolve();
+      }
+    });
   }
 }
 
@@ -229,12 +362,29 @@ export function registerDemoCommand(program: Command): void {
     .option('--max-frames <n>', 'max_frames', '4')
     .option('--port <port>', 'control API port (default: ephemeral)', '0');
   addBackendOptions(cmd).action(async (o: DemoOptions) => {
-    configureRootLogger({ fd: 2, level: process.env.LOG_LEVEL ?? 'warn' });
+    // Signals first, before any child or temp file exists, so no phase runs unhandled.
     const ac = new AbortController();
-    const onSignal = () => ac.abort();
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
-    const summary = await runDemo(o, process.stdout, ac.signal);
+    const onSignal = (sig: NodeJS.Signals) => {
+      if (!ac.signal.aborted) {
+        process.stderr.write(`${sig}: stopping (again to exit at once)…\n`);
+        ac.abort();
+        return;
+      }
+      process.stderr.write(`${sig}: exiting now\n`);
+      process.exit(130); // the 'exit' hook below kills the demo's children and removes its temp dir
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    process.on('exit', cleanUpNow);
+    configureRootLogger({ fd: 2, level: process.env.LOG_LEVEL ?? 'warn' });
+    let summary: DemoSummary;
+    try {
+      summary = await runDemo(o, process.stdout, ac.signal);
+    } catch (err) {
+      // A signal during set-up (before the stream runs) is a normal stop with nothing to summarise.
+      if (!ac.signal.aborted || err instanceof DemoError) throw err;
+      summary = { records: 0, generations: 0, errors: 0, latencyMs: undefined, inputTokens: 0, outputTokens: 0 };
+    }
     process.stdout.write(`${formatSummary(summary)}\n`);
     process.exit(0);
   });
