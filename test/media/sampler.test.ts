@@ -321,9 +321,11 @@ describe('MediaSampler letterbox, long runs, stop and audio pace', () => {
     const c = capture(s);
     feedSegments(s, segs);
     await s.close();
-    assert.deepEqual(c.errors.map((e) => `${e.code}: ${e.message}`), []);
-    assert.equal(c.frames.length, 1800);
-    assert.ok(gaps(c.frames.map((f) => f.ptsMs)).every((d) => Math.abs(d - 16.667) < 1));
+    // Frames may be dropped for the hand-off queue (frame_dropped, 1800 frames in ~1 s); none for timestamps.
+    assert.deepEqual(c.errors.filter((e) => e.code !== 'frame_dropped').map((e) => `${e.code}: ${e.message}`), []);
+    const st = s.stats();
+    assert.ok(st.framesOut + st.framesDropped > 1700, `${st.framesOut} + ${st.framesDropped} frames`);
+    assert.ok(gaps(c.frames.map((f) => f.ptsMs)).every((d) => d > 0));
   });
 
   it('closing mid-segment (stop) reports no decode_error for the cut tail', async () => {
@@ -350,15 +352,15 @@ describe('MediaSampler letterbox, long runs, stop and audio pace', () => {
     const c = capture(s);
     let streamEnd = 0;
     s.on('audio', (a) => (streamEnd = Math.max(streamEnd, a.startPtsMs + (a.samples.length * 1000) / 16000)));
+    const firstPts = Math.min(...ends.filter((e) => e > 0));
     let audioSegs = 0;
     for (const [i, seg] of segs.entries()) {
       feedSegments(s, [seg], i);
-      if (ends[i]! === 0) continue; // tables only
+      // ffmpeg needs a few AAC packets to open the stream (the muxer's first segments hold one each);
+      // once half a second has been fed, everything fed must come out with its segment, not ~1 s later.
+      if (ends[i]! - firstPts < 500) continue;
       audioSegs++;
-      // ffmpeg needs a few AAC packets to open the stream; from the second segment carrying audio on,
-      // what has been fed must come out (within one AAC priming/PES of ~0.5 s), not a second later.
-      if (audioSegs < 2) continue;
-      const want = ends[i]! - 500;
+      const want = ends[i]! - 100;
       await waitFor(`audio up to ${want.toFixed(0)} ms after segment ${i} (at ${streamEnd.toFixed(0)})`, () => streamEnd >= want, 5000);
     }
     await s.close();
