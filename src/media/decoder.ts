@@ -1,6 +1,6 @@
 /**
  * One long-lived ffmpeg process decoding one continuous MPEG-TS byte stream (segments back to back on
- * stdin). It selects video frames by presentation time and scales them inside ffmpeg, writes them as
+ * stdin). It selects video frames by presentation time and scales (optionally letterboxes) them inside ffmpeg, writes them as
  * PPM on stdout, and writes 16 kHz mono f32le audio on fd 3. Timestamps come from `showinfo` /
  * `ashowinfo` lines on stderr (`-copyts`, so they are the input's own presentation times), paired with
  * the frames / samples in order. Running ffmpeg as a child keeps decode CPU off the event loop and a
