@@ -133,13 +133,20 @@ export class MediaRelay extends EventEmitter {
     }
   }
 
+  /** Bounded: a publisher stuck on a dead connection must not hold up the relay's end. */
   private async closePublisher(): Promise<void> {
     if (!this.pub || this.pub.closed) return;
-    try {
-      await this.pub.close();
-    } catch (e) {
-      this.log.debug({ err: (e as Error).message }, 'output publisher close failed');
-    }
+    let timer: NodeJS.Timeout | undefined;
+    const closing = this.pub.close().catch((e: unknown) => this.log.debug({ err: (e as Error).message }, 'output publisher close failed'));
+    const late = await Promise.race([
+      closing.then(() => false),
+      new Promise<boolean>((r) => {
+        timer = setTimeout(() => r(true), 5000);
+        timer.unref();
+      }),
+    ]);
+    clearTimeout(timer);
+    if (late) this.log.warn('output publisher did not close within 5 s; left to finish on its own');
   }
 
   private async relaySegment(seg: TrickleSegmentIn): Promise<void> {
