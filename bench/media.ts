@@ -37,8 +37,8 @@ function fullDecode(segs: Buffer[]): Promise<void> {
   });
 }
 
-async function sample(segs: Buffer[], fps: number, skipNonRef: boolean | 'auto'): Promise<number> {
-  const s = new MediaSampler({ settings: { ...DEFAULT_SAMPLER_SETTINGS, targetFps: fps, downscalePx: 512, wantJpeg: true }, skipNonRef, maxPendingBytes: 1 << 30 });
+async function sample(segs: Buffer[], fps: number, skipNonRef: boolean | 'auto', px = 512, letterbox = false): Promise<number> {
+  const s = new MediaSampler({ settings: { ...DEFAULT_SAMPLER_SETTINGS, targetFps: fps, downscalePx: px, letterbox, wantJpeg: true }, skipNonRef, maxPendingBytes: 1 << 30, maxEncodeQueue: 1 << 16 });
   let frames = 0;
   s.on('frame', () => frames++);
   s.on('error', () => undefined);
@@ -114,7 +114,7 @@ async function passthrough(server: TrickleServer, segs: Buffer[], mode: 'relay' 
 }
 
 export async function run(args: string[]): Promise<void> {
-  const only = args.find((a) => a.startsWith('--only='))?.slice(7); // passthrough | sampling
+  const only = args.find((a) => a.startsWith('--only='))?.slice(7); // passthrough | sampling | letterbox
   const out = (s: string) => process.stdout.write(`${s}\n`);
   const durationS = 10;
   const streams: Record<string, Buffer[]> = {};
@@ -123,10 +123,26 @@ export async function run(args: string[]): Promise<void> {
   }
   out(`streams: ${durationS} s, H.264 (x264 veryfast, B-frames) + AAC, 1 s GOP; CPU = node + ffmpeg children; ${durationS} s of stream per run`);
 
+  if (only === 'letterbox') return letterboxBench(streams, durationS, out);
   // ---- passthrough ----
   if (only !== 'sampling') await benchPassthrough(streams, out);
   if (only === 'passthrough') return;
   await samplingBench(streams, durationS, out);
+  await letterboxBench(streams, durationS, out);
+}
+
+/** Frame size for Gemma 3n: 768×768 letterboxed (what the processor wants) against 512 px longest side, same run. */
+async function letterboxBench(streams: Record<string, Buffer[]>, durationS: number, out: (s: string) => void): Promise<void> {
+  for (const [name, segs] of Object.entries(streams)) {
+    for (const fps of [1, 3]) {
+      const old = await measure(() => sample(segs, fps, 'auto', 512, false));
+      const boxed = await measure(() => sample(segs, fps, 'auto', 768, true));
+      out(
+        `${name} sample ${fps} fps → JPEG: 512 px longest side ${(old.cpuS / durationS).toFixed(3)} CPU-s/stream-s (${old.result} frames); ` +
+          `768×768 letterboxed ${(boxed.cpuS / durationS).toFixed(3)} CPU-s/stream-s (${boxed.result} frames, ${((100 * boxed.cpuS) / old.cpuS).toFixed(0)}% of 512 px)`,
+      );
+    }
+  }
 }
 
 async function benchPassthrough(streams: Record<string, Buffer[]>, out: (s: string) => void): Promise<void> {

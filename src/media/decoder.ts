@@ -1,6 +1,6 @@
 /**
  * One long-lived ffmpeg process decoding one continuous MPEG-TS byte stream (segments back to back on
- * stdin). It selects video frames by presentation time and scales them inside ffmpeg, writes them as
+ * stdin). It selects video frames by presentation time and scales (optionally letterboxes) them inside ffmpeg, writes them as
  * PPM on stdout, and writes 16 kHz mono f32le audio on fd 3. Timestamps come from `showinfo` /
  * `ashowinfo` lines on stderr (`-copyts`, so they are the input's own presentation times), paired with
  * the frames / samples in order. Running ffmpeg as a child keeps decode CPU off the event loop and a
@@ -17,6 +17,11 @@ export interface DecoderConfig {
   targetFps: number;
   /** Longest side after scaling; null = no scaling. */
   maxSidePx: number | null;
+  /**
+   * With maxSidePx: scale to fit inside maxSidePx² (up or down, aspect kept) and pad black to exactly
+   * maxSidePx × maxSidePx, centred — the square Gemma 3n's processor resizes every image to.
+   */
+  letterbox?: boolean;
   /** Frames whose time bucket is not after this one's are skipped (keeps spacing across restarts). */
   lastFramePtsMs?: number;
   /** Decode only reference frames (`-skip_frame noref`). */
@@ -24,11 +29,23 @@ export interface DecoderConfig {
   ffmpegPath: string;
 }
 
+/** Where the picture sits inside a frame (the rest is letterbox padding). */
+export interface ContentRect {
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+}
+
 export interface DecodedFrame extends RgbImage {
   ptsMs: number;
   /** Size of the decoded picture before scaling. */
   srcWidth: number;
   srcHeight: number;
+  /** The picture's rectangle within the frame; the whole frame unless letterboxed. */
+  content: ContentRect;
+  /** Padded to a maxSidePx square (DecoderConfig.letterbox). */
+  letterboxed: boolean;
 }
 
 export interface DecoderEvents {
@@ -49,7 +66,11 @@ const MAX_UNPAIRED = 64;
 export function buildDecoderArgs(c: DecoderConfig): string[] {
   const args = ['-hide_banner', '-nostdin', '-nostats', '-loglevel', 'level+info'];
   // Small probe: the first segment must not wait for megabytes of look-ahead before frames come out.
-  args.push('-probesize', '1000000', '-analyzeduration', '1000000', '-fflags', '+discardcorrupt', '-copyts');
+  // Audio-only: ffmpeg holds every sample until the probe is satisfied, and with 1 s of analysis the
+  // first ~1 s of audio comes out in one lump a segment late; an AAC/Opus header needs a few packets.
+  // Video keeps the larger probe (a 1080p keyframe alone can exceed 32 KB).
+  const probe = c.video ? ['1000000', '1000000'] : ['32768', '100000'];
+  args.push('-probesize', probe[0]!, '-analyzeduration', probe[1]!, '-fflags', '+discardcorrupt', '-copyts');
   if (c.video && c.skipNonRef) args.push('-skip_frame', 'noref');
   args.push('-f', 'mpegts', '-i', 'pipe:0');
   if (c.video) {
@@ -64,7 +85,16 @@ export function buildDecoderArgs(c: DecoderConfig): string[] {
       `+gt(${bucket('t')},${bucket('prev_selected_t')})+lt(t,prev_selected_t)`;
     // showinfo sits before scaling so it reports the source size as well as the pts.
     const filters = [`select='${sel}'`, 'showinfo=checksum=0'];
-    if (c.maxSidePx !== null) {
+    if (c.maxSidePx !== null && c.letterbox) {
+      const px = c.maxSidePx;
+      // Fit inside px×px, then pad to the square in RGB (exact black, and no chroma rounding of the
+      // offsets). The canvas is px×px for every source aspect, so ffmpeg's fixed encoder size is moot.
+      filters.push(
+        `scale=w=${px}:h=${px}:force_original_aspect_ratio=decrease:flags=area`,
+        'format=rgb24',
+        `pad=${px}:${px}:(ow-iw)/2:(oh-ih)/2:color=black`,
+      );
+    } else if (c.maxSidePx !== null) {
       const px = c.maxSidePx;
       // Fit inside px×px (never upscale), then pad to a fixed px×px canvas: ffmpeg fixes the encoder's
       // size at the first frame and would stretch a later picture of another aspect. The padding is cut
@@ -72,8 +102,11 @@ export function buildDecoderArgs(c: DecoderConfig): string[] {
       filters.push(`scale=w='min(iw,${px})':h='min(ih,${px})':force_original_aspect_ratio=decrease:flags=area`, `pad=${px}:${px}:0:0`);
     }
     // Output timestamps only need to be increasing (image2pipe rejects a backwards step, which would
-    // lose a frame and its pairing); the real pts was logged by showinfo above.
-    filters.push('setpts=N');
+    // lose a frame and its pairing); the real pts was logged by showinfo above. One second per frame:
+    // `setpts=N` (N ticks of the 1/90000 input time base) is rounded into the muxer's 1/fps time base,
+    // where 1500+ consecutive frames collapse onto the same timestamp ("non monotonically increasing
+    // dts" for every frame from about the 1500th at 30 fps).
+    filters.push('setpts=N/TB');
     filters.push('format=rgb24');
     args.push('-map', '0:v:0', '-vf', filters.join(','), '-fps_mode', 'passthrough', '-c:v', 'ppm', '-f', 'image2pipe', '-flush_packets', '1', 'pipe:1');
   }
@@ -85,8 +118,16 @@ export function buildDecoderArgs(c: DecoderConfig): string[] {
 
 /** The size ffmpeg's scale filter picks for min(iw,px)×min(ih,px) with force_original_aspect_ratio=decrease. */
 export function fitInside(iw: number, ih: number, px: number): { width: number; height: number } {
-  const w = Math.min(iw, px);
-  const h = Math.min(ih, px);
+  return fitBox(iw, ih, Math.min(iw, px), Math.min(ih, px));
+}
+
+/** Where the letterboxed picture lands in the px×px frame (scale=px:px:decrease, pad centred). */
+export function letterboxRect(iw: number, ih: number, px: number): ContentRect {
+  const fit = fitBox(iw, ih, px, px);
+  return { x: Math.floor((px - fit.width) / 2), y: Math.floor((px - fit.height) / 2), ...fit };
+}
+
+function fitBox(iw: number, ih: number, w: number, h: number): { width: number; height: number } {
   // av_rescale rounds half away from zero.
   const tmpW = Math.floor((h * iw) / ih + 0.5);
   const tmpH = Math.floor((w * ih) / iw + 0.5);
@@ -121,6 +162,8 @@ export class FfmpegDecoder {
   private pendingAudioBytes = 0;
   private stderrRest = '';
   private expectedExit = false;
+  /** Input ended mid-segment (stop): errors about the cut tail are expected, not reported. */
+  private quietTail = false;
   private exited = false;
   private lastError: string | undefined;
   private lastFramePtsMs: number | undefined;
@@ -180,6 +223,14 @@ export class FfmpegDecoder {
     this.stdin.write(chunk);
   }
 
+  /**
+   * The input was cut mid-segment and nothing more will come: ffmpeg's complaints about the truncated
+   * last packet (it decodes what it has at end of input) are logged at debug, not reported.
+   */
+  markCutTail(): void {
+    this.quietTail = true;
+  }
+
   /** Closes stdin: ffmpeg drains, flushes its last frames and exits. */
   end(): void {
     this.expectedExit = true;
@@ -222,12 +273,16 @@ export class FfmpegDecoder {
       const srcWidth = t.w || img.width;
       const srcHeight = t.h || img.height;
       const px = this.config.maxSidePx;
-      if (px !== null && t.w > 0 && t.h > 0 && img.width === px && img.height === px) {
+      const full = { x: 0, y: 0, width: img.width, height: img.height };
+      if (px !== null && this.config.letterbox) {
+        const content = t.w > 0 && t.h > 0 && img.width === px && img.height === px ? letterboxRect(t.w, t.h, px) : full;
+        this.on.frame({ ...img, ptsMs: t.ptsMs, srcWidth, srcHeight, content, letterboxed: true });
+      } else if (px !== null && t.w > 0 && t.h > 0 && img.width === px && img.height === px) {
         const fit = fitInside(t.w, t.h, px);
         const rgb = cropTopLeft(img.rgb, img.width, fit.width, fit.height);
-        this.on.frame({ width: fit.width, height: fit.height, rgb, ptsMs: t.ptsMs, srcWidth, srcHeight });
+        this.on.frame({ width: fit.width, height: fit.height, rgb, ptsMs: t.ptsMs, srcWidth, srcHeight, content: { x: 0, y: 0, ...fit }, letterboxed: false });
       } else {
-        this.on.frame({ ...img, ptsMs: t.ptsMs, srcWidth, srcHeight });
+        this.on.frame({ ...img, ptsMs: t.ptsMs, srcWidth, srcHeight, content: full, letterboxed: false });
       }
     }
     if (this.frames.length > MAX_UNPAIRED || this.framePts.length > MAX_UNPAIRED) {
@@ -336,7 +391,8 @@ export class FfmpegDecoder {
     const lv = LEVEL_RE.exec(line);
     if (lv) {
       this.lastError = line.slice(0, 500);
-      this.on.decodeError(this.lastError);
+      if (this.quietTail && this.stdin.writableEnded) this.log?.debug({ line: this.lastError }, 'decoder error on the cut tail of the input');
+      else this.on.decodeError(this.lastError);
     }
   }
 

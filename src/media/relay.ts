@@ -7,9 +7,11 @@
  * (counted, 'output-dropped'), never input reading or sampling. Output boundaries are kept: a segment is
  * either forwarded whole, or aborted (the trickle publisher DELETEs a partial segment) — never merged.
  *
- * The relay drives the sampler (beginSegment/push/endSegment) but does not own it, nor the publisher:
- * callers close those. It does close the subscriber in stop(), because that is the only way to
- * interrupt a pending long-poll.
+ * The relay drives the sampler (beginSegment/push/endSegment) but does not own it: callers close it.
+ * It owns the subscriber and the output publisher it is given: the subscriber is closed in stop()
+ * (the only way to interrupt a pending long-poll), and the publisher is closed once the relay has
+ * ended (input end, failure or stop) and its output drained, so the open preconnected POST is ended
+ * and the output's readers learn the stream is over.
  */
 import { EventEmitter } from 'node:events';
 import { childLogger, type Logger } from '../log.js';
@@ -106,6 +108,7 @@ export class MediaRelay extends EventEmitter {
     await this.sub.close().catch(() => undefined);
     await this.running?.catch(() => undefined);
     await this.drainOutput(5000);
+    await this.closePublisher();
   }
 
   private async loop(): Promise<void> {
@@ -126,7 +129,24 @@ export class MediaRelay extends EventEmitter {
       }
     } finally {
       await this.drainOutput(10_000);
+      await this.closePublisher();
     }
+  }
+
+  /** Bounded: a publisher stuck on a dead connection must not hold up the relay's end. */
+  private async closePublisher(): Promise<void> {
+    if (!this.pub || this.pub.closed) return;
+    let timer: NodeJS.Timeout | undefined;
+    const closing = this.pub.close().catch((e: unknown) => this.log.debug({ err: (e as Error).message }, 'output publisher close failed'));
+    const late = await Promise.race([
+      closing.then(() => false),
+      new Promise<boolean>((r) => {
+        timer = setTimeout(() => r(true), 5000);
+        timer.unref();
+      }),
+    ]);
+    clearTimeout(timer);
+    if (late) this.log.warn('output publisher did not close within 5 s; left to finish on its own');
   }
 
   private async relaySegment(seg: TrickleSegmentIn): Promise<void> {
@@ -153,7 +173,8 @@ export class MediaRelay extends EventEmitter {
         this.report('input_segment_cut', `input segment ${seq} ended early after ${bytes} bytes: ${(e as Error).message}`, seq);
       }
     } finally {
-      this.safe(() => this.sampler?.endSegment());
+      // A segment cut by stop() is not bad input: the sampler keeps quiet about its truncated tail.
+      this.safe(() => this.sampler?.endSegment(complete || !this.stopping));
       this.current = null;
     }
     if (out) {

@@ -35,6 +35,7 @@ export const DEFAULT_SAMPLER_SETTINGS: SamplerSettings = {
   targetFps: 3,
   enableDownscale: true,
   downscalePx: 512,
+  letterbox: false,
   modality: 'auto',
   jpegQuality: 80,
   wantJpeg: true,
@@ -53,6 +54,8 @@ interface DecodeJob {
   dec: FfmpegDecoder | null;
   /** No more bytes will come: close stdin once started and fed. */
   ended: boolean;
+  /** Its input stops mid-segment (closed during a segment): errors about the cut tail are not reported. */
+  cutTail: boolean;
 }
 
 interface SegmentState {
@@ -99,6 +102,8 @@ export class MediaSampler extends EventEmitter {
   private closing: Promise<void> | undefined;
   private started = false;
   private lastFramePtsMs: number | undefined;
+  /** The last segment ended short (endSegment(false)) and nothing followed yet. */
+  private lastSegmentCut = false;
   private encodeChain: Promise<void> = Promise.resolve();
   private encodeQueued = 0;
   private lastErrorSeq = new Map<string, number>();
@@ -132,6 +137,7 @@ export class MediaSampler extends EventEmitter {
   beginSegment(seq: number): boolean {
     if (this.seg && !this.seg.decided && !this.seg.drop) this.decide();
     this.seg = null;
+    this.lastSegmentCut = false;
     if (this.closed) return false;
     this.st.segmentsIn++;
     const pending = this.pendingBytes();
@@ -159,8 +165,14 @@ export class MediaSampler extends EventEmitter {
     this.feed(chunk);
   }
 
-  endSegment(): void {
+  /**
+   * Ends the current segment. `complete: false` = its input was cut short (the relay passes that on
+   * stop); if the sampler is then closed, the decoder's errors about that truncated tail are not
+   * reported (they are a consequence of stopping, not of bad input).
+   */
+  endSegment(complete = true): void {
     if (this.seg && !this.seg.decided && !this.seg.drop) this.decide();
+    this.lastSegmentCut = this.seg !== null && !complete;
     this.seg = null;
   }
 
@@ -168,6 +180,7 @@ export class MediaSampler extends EventEmitter {
     const next = validate({ ...this.settings, ...patch });
     const graphChanged =
       next.targetFps !== this.settings.targetFps ||
+      Boolean(next.letterbox) !== Boolean(this.settings.letterbox) ||
       next.enableDownscale !== this.settings.enableDownscale ||
       next.downscalePx !== this.settings.downscalePx ||
       next.modality !== this.settings.modality;
@@ -190,8 +203,15 @@ export class MediaSampler extends EventEmitter {
   close(): Promise<void> {
     this.closing ??= (async () => {
       if (this.seg && !this.seg.decided && !this.seg.drop) this.decide();
+      // Closed with a segment still open, or right after one that was cut: the input ends mid-segment.
+      const cut = this.seg !== null || this.lastSegmentCut;
       this.closed = true;
       this.seg = null;
+      const last = this.jobs.at(-1);
+      if (cut && last && !last.ended) {
+        last.cutTail = true;
+        last.dec?.markCutTail();
+      }
       // Drain: every queued decoder gets its bytes, flushes its last frames and exits, in order.
       this.endCurrentJob();
       while (this.jobs.length > 0) {
@@ -240,10 +260,11 @@ export class MediaSampler extends EventEmitter {
         audio,
         targetFps: s.targetFps,
         maxSidePx: s.enableDownscale ? s.downscalePx : null,
+        letterbox: s.enableDownscale && s.letterbox === true,
         skipNonRef,
         ffmpegPath: this.ffmpegPath,
       };
-      const key = `${layout.signature}|${video}|${audio}|${cfg.targetFps}|${cfg.maxSidePx}|${skipNonRef}`;
+      const key = `${layout.signature}|${video}|${audio}|${cfg.targetFps}|${cfg.maxSidePx}|${cfg.letterbox}|${skipNonRef}`;
       if (layoutChanged) {
         this.report('decoder_restart', `input stream layout changed to ${layout.signature} at segment ${seg.seq}`, seg.seq);
       }
@@ -298,7 +319,7 @@ export class MediaSampler extends EventEmitter {
     this.want = want;
     this.crashed = false;
     this.endCurrentJob();
-    if (want) this.jobs.push({ cfg: want.cfg, key: want.key, queue: [], queueBytes: 0, dec: null, ended: false });
+    if (want) this.jobs.push({ cfg: want.cfg, key: want.key, queue: [], queueBytes: 0, dec: null, ended: false, cutTail: false });
     this.log.debug({ seq, key: want?.key ?? null, queued: this.jobs.length }, 'decoder requested');
     this.maybeSpawn();
   }
@@ -338,6 +359,7 @@ export class MediaSampler extends EventEmitter {
       this.log,
     );
     job.dec = d;
+    if (job.cutTail) d.markCutTail();
     const q = job.queue;
     job.queue = [];
     job.queueBytes = 0;
@@ -351,7 +373,7 @@ export class MediaSampler extends EventEmitter {
     // ffmpeg fixes its encoder size at the first frame and stretches later frames to it, so a source
     // whose aspect changed comes out distorted: drop those and replace the decoder at the next segment.
     const srcAspect = f.srcWidth / f.srcHeight;
-    if (Math.abs(f.width / f.height - srcAspect) / srcAspect > 0.03) {
+    if (Math.abs(f.content.width / f.content.height - srcAspect) / srcAspect > 0.03) {
       this.st.framesDropped++;
       if (!this.restartReason) this.restartReason = `input picture changed to ${f.srcWidth}x${f.srcHeight}`;
       return;
@@ -373,6 +395,7 @@ export class MediaSampler extends EventEmitter {
       try {
         const jpeg = await jpegP;
         const frame: SampledFrame = { ptsMs: Math.round(f.ptsMs * 1000) / 1000, width: f.width, height: f.height };
+        if (f.letterboxed) frame.content = { ...f.content };
         if (jpeg) frame.jpeg = jpeg;
         if (wantRgb) frame.rgb = f.rgb;
         this.st.framesOut++;
@@ -412,6 +435,7 @@ export class MediaSampler extends EventEmitter {
 function validate(s: SamplerSettings): SamplerSettings {
   if (!(s.targetFps > 0) || !Number.isFinite(s.targetFps)) throw new MediaError('invalid_settings', `targetFps must be > 0 (got ${s.targetFps})`);
   if (!(s.downscalePx >= 16) || !Number.isInteger(s.downscalePx)) throw new MediaError('invalid_settings', `downscalePx must be an integer ≥ 16 (got ${s.downscalePx})`);
+  if (s.letterbox !== undefined && typeof s.letterbox !== 'boolean') throw new MediaError('invalid_settings', `letterbox must be a boolean (got ${String(s.letterbox)})`);
   if (!['auto', 'vision', 'audio'].includes(s.modality)) throw new MediaError('invalid_settings', `unknown modality ${String(s.modality)}`);
   return s;
 }

@@ -5,6 +5,7 @@
  * RTMP ingest. Everything runs in ffmpeg child processes.
  */
 import { spawn } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -37,13 +38,33 @@ export interface TestStreamOptions {
 
 let cacheDir: string | undefined;
 
-/** A directory under the OS temp dir, one per process, removed by nobody in particular (tmp). */
+/**
+ * A directory under the OS temp dir, one per process. This module created it, so this module removes
+ * it: when the process exits (normally or via process.exit), or earlier through removeMediaCacheDir().
+ * A process killed by a signal leaves it behind (no handler here changes how the host reacts to signals).
+ */
 export async function mediaCacheDir(): Promise<string> {
   if (!cacheDir) {
-    cacheDir = join(tmpdir(), `gemma3n-trickle-media-${process.pid}`);
-    await mkdir(cacheDir, { recursive: true });
+    const dir = join(tmpdir(), `gemma3n-trickle-media-${process.pid}`);
+    await mkdir(dir, { recursive: true });
+    if (!cacheDir) {
+      cacheDir = dir;
+      process.once('exit', removeMediaCacheDir);
+    }
   }
   return cacheDir;
+}
+
+/** Deletes the per-process cache directory (and forgets the streams cached in it). Safe to call twice. */
+export function removeMediaCacheDir(): void {
+  const dir = cacheDir;
+  if (!dir) return;
+  cacheDir = undefined;
+  process.off('exit', removeMediaCacheDir);
+  // Synchronous: it also runs from the 'exit' event, where nothing asynchronous completes.
+  rmSync(dir, { recursive: true, force: true });
+  for (const key of [...inflight.keys()]) if (key.startsWith('|')) inflight.delete(key);
+  for (const key of [...splitCache.keys()]) if (key.startsWith(dir)) splitCache.delete(key);
 }
 
 function normalise(o: TestStreamOptions): Required<Omit<TestStreamOptions, 'outDir' | 'ffmpegPath'>> {

@@ -4,8 +4,19 @@
  */
 import type { AudioInput, ImageInput } from '../model/backend.js';
 
+/** Where the picture sits inside a frame; the rest is black letterbox padding. */
+export interface FrameContentRect {
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+}
+
 /** A sampled video frame (pts in ms of stream time). */
-export type SampledFrame = ImageInput;
+export type SampledFrame = ImageInput & {
+  /** Set on letterboxed frames: the picture's rectangle inside the square. */
+  content?: FrameContentRect;
+};
 
 /** A run of decoded audio, 16 kHz mono float32, starting at `startPtsMs`. */
 export type AudioChunk = AudioInput;
@@ -13,7 +24,14 @@ export type AudioChunk = AudioInput;
 export interface SamplerSettings {
   targetFps: number;
   enableDownscale: boolean;
+  /** Longest side (letterbox off) or the square's side (letterbox on) when enableDownscale is set. */
   downscalePx: number;
+  /**
+   * With enableDownscale: fit inside downscalePx² (scaling up or down, aspect kept) and pad black to an
+   * exact downscalePx × downscalePx square, as Gemma 3n's processor resizes every image to a square
+   * without keeping aspect. Default false (longest side = downscalePx, never upscaled, no padding).
+   */
+  letterbox?: boolean;
   modality: 'auto' | 'vision' | 'audio';
   jpegQuality: number;
   /** Which representations the consumer needs. */

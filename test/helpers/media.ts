@@ -1,9 +1,11 @@
 /**
  * Media generators and probes shared by media, pipeline and demo tests. Streams are made by ffmpeg at
- * test time (testsrc2 pattern + sine tone) and cached in a per-process temp dir.
+ * test time (testsrc2 pattern + sine tone) and cached in a per-process temp dir, which
+ * src/media/test-source.ts (its creator) removes when the process exits.
  */
 import { createHash } from 'node:crypto';
 import { generateTestStream, splitIntoSegments as split, type TestStreamOptions } from '../../src/media/test-source.js';
+export { mediaCacheDir, removeMediaCacheDir } from '../../src/media/test-source.js';
 import type { MediaSampler } from '../../src/media/sampler.js';
 import type { MediaError } from '../../src/media/errors.js';
 import type { AudioChunk, SampledFrame } from '../../src/media/types.js';

@@ -173,6 +173,52 @@ describe('MediaRelay over real trickle', () => {
   });
 });
 
+describe('MediaRelay owns its output publisher', () => {
+  const sockets = () => process.getActiveResourcesInfo().filter((r) => r === 'TCPSocketWrap').length;
+
+  it('closes the output publisher when the input ends: output readers see end of stream, no socket stays open', async () => {
+    const segs = await makeTestSegments({ durationS: 2, fps: 30, width: 320, height: 180, gopS: 1, audio: null });
+    const baseline = sockets();
+    server.createChannel('own-in', 'video/MP2T');
+    server.createChannel('own-out', 'video/MP2T');
+    const feeder = new TricklePublisher({ url: server.channelUrl('own-in'), mimeType: 'video/MP2T', deleteOnClose: true });
+    const subscriber = new TrickleSubscriber({ url: server.channelUrl('own-in'), start: 0 });
+    // deleteOnClose as go-livepeer's publisher does on Close(): readers then learn the stream ended.
+    const publisher = new TricklePublisher({ url: server.channelUrl('own-out'), mimeType: 'video/MP2T', deleteOnClose: true });
+    const relay = new MediaRelay({ subscriber, publisher });
+    relay.on('error', () => undefined);
+    const running = relay.run();
+    const reader = new TrickleSubscriber({ url: server.channelUrl('own-out'), start: 0 });
+    const reading = readSegments(reader, 1000);
+    await feedInput(feeder, segs, relay);
+    await feeder.close(); // input ends: the relay's subscriber sees end of stream and the relay ends
+    await running;
+    let outputs: Array<{ seq: number; bytes: Buffer }> | undefined;
+    void reading.then((o) => (outputs = o));
+    await waitFor('output reader to see end of stream', () => outputs !== undefined, 5000);
+    assert.equal(outputs!.filter((o) => o.bytes.length > 0).length, segs.length);
+    assert.equal(publisher.closed, true);
+    await reader.close();
+    await waitFor(`sockets back to ${baseline} (now ${sockets()})`, () => sockets() <= baseline, 5000);
+    server.deleteChannel('own-in');
+    server.deleteChannel('own-out');
+  });
+
+  it('closes the output publisher on stop()', async () => {
+    server.createChannel('own2-in', 'video/MP2T');
+    server.createChannel('own2-out', 'video/MP2T');
+    const subscriber = new TrickleSubscriber({ url: server.channelUrl('own2-in'), start: 0 });
+    const publisher = new TricklePublisher({ url: server.channelUrl('own2-out'), mimeType: 'video/MP2T' });
+    const relay = new MediaRelay({ subscriber, publisher });
+    const running = relay.run();
+    await relay.stop();
+    await running;
+    assert.equal(publisher.closed, true);
+    server.deleteChannel('own2-in');
+    server.deleteChannel('own2-out');
+  });
+});
+
 /**
  * Test double for fault injection: an output whose connection stalls. Each segment accepts its first
  * chunk, then never completes a write (or end) until it is abandoned with abort(), when the pending

@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { describe, it } from 'node:test';
 import sharp from 'sharp';
 import { DEFAULT_SAMPLER_SETTINGS, MediaSampler } from '../../src/media/sampler.js';
 import type { SamplerSettings } from '../../src/media/types.js';
 import { capture, concatAudio, dominantFrequency, feedSegments, makeTestSegments } from '../helpers/media.js';
+import { waitFor } from '../helpers/wait.js';
 
 function sampler(patch: Partial<SamplerSettings> = {}, extra: { maxPendingBytes?: number; skipNonRef?: boolean | 'auto'; ffmpegPath?: string } = {}): MediaSampler {
   return new MediaSampler({ settings: { ...DEFAULT_SAMPLER_SETTINGS, ...patch }, ...extra });
@@ -206,5 +208,165 @@ describe('MediaSampler', () => {
     await s.close();
     assert.ok(c.errors.some((e) => e.code === 'decoder_exited'));
     assert.equal(c.frames.length, 0);
+  });
+});
+
+/** Mean of |a-b| over the content rectangle of a letterboxed frame against an unpadded frame of the same size. */
+function meanAbsDiff(letterboxed: { rgb: Buffer; width: number }, rect: { x: number; y: number; width: number; height: number }, plain: Buffer): number {
+  let sum = 0;
+  for (let y = 0; y < rect.height; y++) {
+    for (let x = 0; x < rect.width * 3; x++) {
+      sum += Math.abs(letterboxed.rgb[((rect.y + y) * letterboxed.width + rect.x) * 3 + x]! - plain[(y * rect.width) * 3 + x]!);
+    }
+  }
+  return sum / (rect.width * rect.height * 3);
+}
+
+/** Largest channel value over the frame outside `rect` (the padding). */
+function maxOutside(f: { rgb: Buffer; width: number; height: number }, rect: { x: number; y: number; width: number; height: number }): number {
+  let max = 0;
+  for (let y = 0; y < f.height; y++) {
+    for (let x = 0; x < f.width; x++) {
+      if (x >= rect.x && x < rect.x + rect.width && y >= rect.y && y < rect.y + rect.height) continue;
+      const o = (y * f.width + x) * 3;
+      max = Math.max(max, f.rgb[o]!, f.rgb[o + 1]!, f.rgb[o + 2]!);
+    }
+  }
+  return max;
+}
+
+/** End (ms) of the last audio packet of a segment, by ffprobe. */
+function segmentAudioEndMs(seg: Buffer): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const p = spawn('ffprobe', ['-v', 'error', '-f', 'mpegts', '-i', 'pipe:0', '-select_streams', 'a:0', '-show_entries', 'packet=pts_time,duration_time', '-of', 'csv=p=0'], { stdio: ['pipe', 'pipe', 'ignore'] });
+    let out = '';
+    p.stdout.setEncoding('utf8');
+    p.stdout.on('data', (d: string) => (out += d));
+    p.on('error', reject);
+    p.on('close', () => {
+      let end = 0;
+      for (const line of out.trim().split('\n')) {
+        const [pts, dur] = line.split(',').map(Number);
+        if (Number.isFinite(pts)) end = Math.max(end, (pts! + (Number.isFinite(dur) ? dur! : 0)) * 1000);
+      }
+      resolve(end);
+    });
+    p.stdin.on('error', () => undefined);
+    p.stdin.end(seg);
+  });
+}
+
+describe('MediaSampler letterbox, long runs, stop and audio pace', () => {
+  for (const [label, w, h, rect] of [
+    ['16:9', 1280, 720, { x: 0, y: 56, width: 256, height: 144 }],
+    ['4:3', 640, 480, { x: 0, y: 32, width: 256, height: 192 }],
+  ] as const) {
+    it(`letterbox: ${label} input becomes an exact 256×256 square, picture unsquashed in the middle, padding black`, async () => {
+      const segs = await makeTestSegments({ durationS: 2, fps: 30, width: w, height: h, gopS: 1, audio: null });
+      const boxed = sampler({ targetFps: 2, downscalePx: 256, letterbox: true, wantJpeg: true, wantRgb: true }, { skipNonRef: false });
+      const plain = sampler({ targetFps: 2, downscalePx: 256, letterbox: false, wantJpeg: false, wantRgb: true }, { skipNonRef: false });
+      const cb = capture(boxed);
+      const cp = capture(plain);
+      feedSegments(boxed, segs);
+      feedSegments(plain, segs);
+      await Promise.all([boxed.close(), plain.close()]);
+      assert.deepEqual(cb.errors, []);
+      assert.ok(cb.frames.length >= 3);
+      assert.deepEqual(cb.frames.map((f) => f.ptsMs), cp.frames.map((f) => f.ptsMs), 'same frames chosen');
+      for (const [i, f] of cb.frames.entries()) {
+        assert.deepEqual([f.width, f.height, f.rgb!.length], [256, 256, 256 * 256 * 3]);
+        assert.deepEqual(f.content, rect);
+        const meta = await sharp(f.jpeg!).metadata();
+        assert.deepEqual([meta.width, meta.height], [256, 256]);
+        assert.ok(maxOutside({ rgb: f.rgb!, width: 256, height: 256 }, rect) <= 2, 'padding is black');
+        // The picture inside is the aspect-kept scaling of the source (what letterbox:false produces).
+        const p = cp.frames[i]!;
+        assert.deepEqual([p.width, p.height], [rect.width, rect.height]);
+        assert.equal(p.content, undefined);
+        const d = meanAbsDiff({ rgb: f.rgb!, width: 256 }, rect, p.rgb!);
+        assert.ok(d < 3, `content differs from the unsquashed picture by ${d.toFixed(2)} per channel`);
+      }
+    });
+  }
+
+  it('letterbox scales a small source up to the full square (model input size), e.g. 320×240 → 768×768', async () => {
+    const segs = await makeTestSegments({ durationS: 1, fps: 30, width: 320, height: 240, gopS: 1, audio: null });
+    const s = sampler({ targetFps: 2, downscalePx: 768, letterbox: true, wantJpeg: false, wantRgb: true });
+    const c = capture(s);
+    feedSegments(s, segs);
+    await s.close();
+    assert.ok(c.frames.length >= 1);
+    for (const f of c.frames) {
+      assert.deepEqual([f.width, f.height], [768, 768]);
+      assert.deepEqual(f.content, { x: 0, y: 96, width: 768, height: 576 });
+    }
+  });
+
+  it('letterbox can be switched live (next segment boundary)', async () => {
+    const segs = await makeTestSegments({ durationS: 4, fps: 30, width: 640, height: 360, gopS: 1, audio: null });
+    const s = sampler({ targetFps: 2, downscalePx: 256, wantJpeg: false, wantRgb: true });
+    const c = capture(s);
+    feedSegments(s, segs.slice(0, 2));
+    s.updateSettings({ letterbox: true });
+    feedSegments(s, segs.slice(2), 2);
+    await s.close();
+    const sizes = [...new Set(c.frames.map((f) => `${f.width}x${f.height}`))];
+    assert.deepEqual(sizes, ['256x144', '256x256']);
+  });
+
+  it('emits no decode_error over a run of more than 1500 output frames (output timestamps never collide)', async () => {
+    // 60 fps sampled at 60 fps: every frame is an output frame; tiny so it decodes in about a second.
+    const segs = await makeTestSegments({ durationS: 30, fps: 60, width: 64, height: 36, gopS: 2, audio: null, bframes: false });
+    const s = sampler({ targetFps: 60, enableDownscale: false, wantJpeg: false, wantRgb: true }, { maxPendingBytes: 64 << 20 });
+    const c = capture(s);
+    feedSegments(s, segs);
+    await s.close();
+    // Frames may be dropped for the hand-off queue (frame_dropped, 1800 frames in ~1 s); none for timestamps.
+    assert.deepEqual(c.errors.filter((e) => e.code !== 'frame_dropped').map((e) => `${e.code}: ${e.message}`), []);
+    const st = s.stats();
+    assert.ok(st.framesOut + st.framesDropped > 1700, `${st.framesOut} + ${st.framesDropped} frames`);
+    assert.ok(gaps(c.frames.map((f) => f.ptsMs)).every((d) => d > 0));
+  });
+
+  it('closing mid-segment (stop) reports no decode_error for the cut tail', async () => {
+    const segs = await makeTestSegments({ durationS: 3, fps: 30, width: 1280, height: 720, gopS: 1, audio: 'aac' });
+    // Cut points at which ffmpeg 5.1 logs an h264 error for the truncated last packet.
+    for (const [frac, how] of [[0.1, 'endSegment(false)'], [0.5, 'open'], [0.77, 'endSegment(false)']] as const) {
+      const s = sampler({ targetFps: 3 });
+      const c = capture(s);
+      feedSegments(s, [segs[0]!]);
+      s.beginSegment(1);
+      const cut = segs[1]!.subarray(0, Math.floor(segs[1]!.length * frac));
+      for (let o = 0; o < cut.length; o += 64 * 1024) s.push(cut.subarray(o, o + 64 * 1024));
+      if (how === 'endSegment(false)') s.endSegment(false);
+      await s.close();
+      assert.deepEqual(c.errors.map((e) => `${e.code}: ${e.message}`), [], `cut at ${frac} (${how})`);
+      assert.ok(c.frames.length >= 3);
+    }
+  });
+
+  it('audio-only TS fed segment by segment: audio stream time keeps up with each segment, in ≤ 100 ms chunks', async () => {
+    const segs = await makeTestSegments({ durationS: 5, noVideo: true, audio: 'aac', toneHz: 600 });
+    const ends = await Promise.all(segs.map(segmentAudioEndMs));
+    const s = sampler();
+    const c = capture(s);
+    let streamEnd = 0;
+    s.on('audio', (a) => (streamEnd = Math.max(streamEnd, a.startPtsMs + (a.samples.length * 1000) / 16000)));
+    const firstPts = Math.min(...ends.filter((e) => e > 0));
+    let audioSegs = 0;
+    for (const [i, seg] of segs.entries()) {
+      feedSegments(s, [seg], i);
+      // ffmpeg needs a few AAC packets to open the stream (the muxer's first segments hold one each);
+      // once half a second has been fed, everything fed must come out with its segment, not ~1 s later.
+      if (ends[i]! - firstPts < 500) continue;
+      audioSegs++;
+      const want = ends[i]! - 100;
+      await waitFor(`audio up to ${want.toFixed(0)} ms after segment ${i} (at ${streamEnd.toFixed(0)})`, () => streamEnd >= want, 5000);
+    }
+    await s.close();
+    assert.ok(audioSegs >= 6, `${audioSegs} segments with audio`);
+    assert.deepEqual(c.errors, []);
+    for (const a of c.audio) assert.ok(a.samples.length <= 1600, `chunk of ${a.samples.length} samples`);
+    assert.ok(Math.abs(dominantFrequency(concatAudio(c.audio)) - 600) <= 2);
   });
 });
