@@ -2,7 +2,10 @@
  * Cycle scheduling on stream time. The media's presentation timestamps, not the wall clock, say when
  * a cycle is due: a stream fed faster or slower than real time still gets one cycle per
  * `generate_every_s` of media. The scheduler only says "due"; whether a cycle can run (one in flight
- * per stream, buffers not empty) is the session's call.
+ * per stream, buffers not empty) is the session's call; `CycleSlot` is the pure policy it uses.
+ *
+ * `breaksWindow(pts)` tells the session whether a timestamp starts a new timeline (a reset backwards,
+ * or a forward leap past `discontinuityMs`), so the media buffers can be cleared before it goes in.
  */
 
 export interface SchedulerOptions {
@@ -49,6 +52,16 @@ export class StreamTimeScheduler {
     return this.lastDueMs === undefined ? undefined : this.lastDueMs + this.intervalMs;
   }
 
+  /**
+   * Whether media at `ptsMs` must not share a window with what came before: a jump backwards past
+   * the interleaving tolerance, or forwards past `discontinuityMs`, whatever the cadence (the
+   * schedule itself tolerates longer forward gaps when the interval is long; a window does not).
+   */
+  breaksWindow(ptsMs: number): boolean {
+    if (!Number.isFinite(ptsMs) || this.nowMs === undefined) return false;
+    return ptsMs < this.nowMs - this.backwardToleranceMs || ptsMs > this.nowMs + this.discontinuityMs;
+  }
+
   /** Feed every media timestamp seen (frame pts, audio chunk end). */
   observe(ptsMs: number): void {
     if (!Number.isFinite(ptsMs)) return;
@@ -80,5 +93,56 @@ export class StreamTimeScheduler {
     const steps = Math.floor((this.nowMs - this.lastDueMs) / this.intervalMs);
     this.lastDueMs += steps * this.intervalMs;
     this.onDue(this.nowMs, steps);
+  }
+}
+
+/**
+ * One cycle in flight per stream, with a catch-up of one. A due point that passes while a cycle runs
+ * is kept (not counted as skipped) and runs as soon as that cycle finishes; only due points beyond
+ * that one are skipped. Input that arrives in bursts (ffmpeg releases audio about once a second) makes
+ * stream time cross two due points within moments; without the catch-up the second would always find
+ * the first still running and every other cycle would be lost although the model keeps up.
+ */
+export class CycleSlot {
+  private busy = false;
+  private pending = false;
+
+  get inFlight(): boolean {
+    return this.busy;
+  }
+
+  get hasPending(): boolean {
+    return this.pending;
+  }
+
+  /**
+   * `count` due points passed at once. Returns whether to launch a cycle now and how many due points
+   * are skipped (dropped for good).
+   */
+  due(count: number): { launch: boolean; skipped: number } {
+    if (count <= 0) return { launch: false, skipped: 0 };
+    if (!this.busy) return { launch: true, skipped: count - 1 };
+    // Busy: the newest due point waits (replacing an older waiting one, which is then skipped).
+    const skipped = count - 1 + (this.pending ? 1 : 0);
+    this.pending = true;
+    return { launch: false, skipped };
+  }
+
+  /** A cycle was launched (by `due` or by `finished`). */
+  started(): void {
+    this.busy = true;
+  }
+
+  /** The running cycle ended; returns whether the waiting due point should launch now. */
+  finished(): boolean {
+    this.busy = false;
+    const run = this.pending;
+    this.pending = false;
+    return run;
+  }
+
+  /** Forget a waiting due point (stream ending, or a launch found nothing to do). */
+  clearPending(): void {
+    this.pending = false;
   }
 }
