@@ -48,3 +48,18 @@ test('events: one {"event","queue_event_type"} body per segment, heartbeat at st
   }
   assert.ok(ticks >= 4);
 });
+
+test('params_updated echoes bounded values: known keys with capped strings, unknown keys by name only', async () => {
+  const { paramsUpdatedFields, ECHO_MAX_STRING_BYTES } = await import('../../src/pipeline/events.js');
+  const { KNOWN_PARAM_KEYS } = await import('../../src/config/params.js');
+  const huge = 'x'.repeat(3 * 1024 * 1024);
+  const params = { prompt: 'p'.repeat(5000), generate_every_s: 3 };
+  const f = paramsUpdatedFields(params, ['prompt', 'generate_every_s', 'blob'], KNOWN_PARAM_KEYS);
+  assert.deepEqual(f.changed, ['prompt', 'generate_every_s']);
+  assert.equal(f.params.generate_every_s, 3);
+  assert.equal(Buffer.byteLength(String(f.params.prompt)), ECHO_MAX_STRING_BYTES);
+  assert.deepEqual(f.truncated, ['prompt']);
+  assert.deepEqual(f.extra_keys, ['blob']);
+  assert.ok(!JSON.stringify(f).includes(huge.slice(0, 2000)));
+  assert.ok(JSON.stringify(f).length < 4096);
+});
