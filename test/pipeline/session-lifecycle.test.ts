@@ -10,11 +10,10 @@ import { OpenAIBackend } from '../../src/model/openai.js';
 import { parseParamsUpdate, parseStartParams } from '../../src/config/params.js';
 import { createSessionFactory } from '../../src/pipeline/session.js';
 import { TrickleServer } from '../../src/trickle/server.js';
-import { TricklePublisher } from '../../src/trickle/publisher.js';
 import { makeTestSegments } from '../helpers/media.js';
 import { startFakeEngine } from '../helpers/model.js';
 import { collectChannel, startPipelineHarness } from '../helpers/pipeline.js';
-import { sleep, waitFor } from '../helpers/wait.js';
+import { waitFor } from '../helpers/wait.js';
 
 async function backendFor(t: { after: (fn: () => Promise<void>) => void }) {
   const engine = await startFakeEngine();
