@@ -375,6 +375,7 @@ export class PipelineSession implements StreamSession {
     if (this.data) {
       const s = this.data.stats();
       counters.records_waiting = s.queued;
+      counters.data_keepalives = s.keepalives;
     }
     if (this.sampler) {
       const s = this.sampler.stats();

@@ -32,6 +32,7 @@ test('a session with nothing to publish keeps its data channel alive with zero-b
   await waitFor('three keepalive segments', () => h.data.segments.filter((s) => s === '').length >= 3, 5000);
   assert.equal(h.data.records.length, 0, 'a keepalive carries no line');
   assert.ok((h.session.status().counters.cycles_started ?? 0) === 0);
+  assert.ok((h.session.status().counters.data_keepalives ?? 0) >= 3, 'counted in the status counters');
 });
 
 test('stop closes the passthrough output publisher the session created (its preconnected segment ends)', async (t) => {
