@@ -26,40 +26,53 @@ export interface HeartbeatInfo {
 
 /** Longest string value echoed in a params_updated event; longer ones are cut and flagged. */
 export const ECHO_MAX_STRING_BYTES = 1024;
-/** Most unknown key names echoed (each cut to 100 characters). */
-export const ECHO_MAX_EXTRA_KEYS = 50;
+/** Largest unknown-key value echoed (its JSON); larger or non-scalar ones are named, not echoed. */
+export const ECHO_MAX_EXTRA_VALUE_BYTES = 256;
+/** Most key names listed (each cut to 100 characters). */
+export const ECHO_MAX_KEYS = 50;
+
+export interface ParamsEcho {
+  /** The keys the update sent (at most ECHO_MAX_KEYS). */
+  changed: string[];
+  /** Known keys with their validated values; small scalar unknown keys with theirs. */
+  params: Record<string, unknown>;
+  /** Keys whose (known) string value was cut to ECHO_MAX_STRING_BYTES. */
+  truncated?: string[];
+  /** Unknown keys whose value was too large or not a scalar: named, never echoed. */
+  omitted?: string[];
+  /** How many key names were left out past ECHO_MAX_KEYS. */
+  keys_omitted?: number;
+}
 
 /**
- * The bounded echo of a params update: the keys the caller sent that are known params, with their
- * validated values (strings over ECHO_MAX_STRING_BYTES cut, listed in `truncated`), and the names
- * only of unknown keys (their values are never echoed).
+ * The bounded echo of a params update, whatever its size: an update body may be megabytes (unknown
+ * keys are kept and passed along), and an event body is one segment the gateway reads whole.
  */
-export function paramsUpdatedFields(
-  params: object,
-  sentKeys: readonly string[],
-  known: ReadonlySet<string>,
-): { changed: string[]; params: Record<string, unknown>; extra_keys?: string[]; extra_keys_omitted?: number; truncated?: string[] } {
+export function paramsUpdatedFields(params: object, raw: Record<string, unknown>, known: ReadonlySet<string>): ParamsEcho {
   const values = params as Record<string, unknown>;
+  const keys = Object.keys(raw);
+  const name = (k: string) => (k.length > 100 ? k.slice(0, 100) : k);
   const out: Record<string, unknown> = {};
-  const changed: string[] = [];
-  const extra: string[] = [];
   const truncated: string[] = [];
-  for (const k of sentKeys) {
-    if (!known.has(k)) {
-      extra.push(k.length > 100 ? k.slice(0, 100) : k);
+  const omitted: string[] = [];
+  for (const k of keys.slice(0, ECHO_MAX_KEYS)) {
+    if (known.has(k)) {
+      const v = values[k];
+      if (typeof v === 'string' && Buffer.byteLength(v, 'utf8') > ECHO_MAX_STRING_BYTES) {
+        out[k] = Buffer.from(v, 'utf8').subarray(0, ECHO_MAX_STRING_BYTES).toString('utf8').replace(/\uFFFD$/, '');
+        truncated.push(k);
+      } else out[k] = v;
       continue;
     }
-    changed.push(k);
-    const v = values[k];
-    if (typeof v === 'string' && Buffer.byteLength(v, 'utf8') > ECHO_MAX_STRING_BYTES) {
-      out[k] = Buffer.from(v, 'utf8').subarray(0, ECHO_MAX_STRING_BYTES).toString('utf8').replace(/\uFFFD$/, '');
-      truncated.push(k);
-    } else out[k] = v;
+    const v = raw[k];
+    const scalar = v === null || ['number', 'boolean', 'string'].includes(typeof v);
+    if (scalar && k.length <= 100 && Buffer.byteLength(JSON.stringify(v), 'utf8') <= ECHO_MAX_EXTRA_VALUE_BYTES) out[k] = v;
+    else omitted.push(name(k));
   }
-  const fields: ReturnType<typeof paramsUpdatedFields> = { changed, params: out };
-  if (extra.length > 0) fields.extra_keys = extra.slice(0, ECHO_MAX_EXTRA_KEYS);
-  if (extra.length > ECHO_MAX_EXTRA_KEYS) fields.extra_keys_omitted = extra.length - ECHO_MAX_EXTRA_KEYS;
+  const fields: ParamsEcho = { changed: keys.slice(0, ECHO_MAX_KEYS).map(name), params: out };
   if (truncated.length > 0) fields.truncated = truncated;
+  if (omitted.length > 0) fields.omitted = omitted;
+  if (keys.length > ECHO_MAX_KEYS) fields.keys_omitted = keys.length - ECHO_MAX_KEYS;
   return fields;
 }
 

@@ -362,7 +362,7 @@ export class PipelineSession implements StreamSession {
   updateParams(next: StreamParams, changed: string[], raw: Record<string, unknown>): void {
     for (const [k, v] of Object.entries(raw)) if (!KNOWN_PARAM_KEYS.has(k)) this.extra[k] = v;
     this.apply(next, changed);
-    this.events?.emit('params_updated', paramsUpdatedFields(next, Object.keys(raw), KNOWN_PARAM_KEYS));
+    this.events?.emit('params_updated', { ...paramsUpdatedFields(next, raw, KNOWN_PARAM_KEYS) });
   }
 
   async stop(reason: StreamEnd['reason']): Promise<void> {
@@ -500,7 +500,7 @@ export class PipelineSession implements StreamSession {
       Object.assign(this.extra, parsed.extra);
       this.apply(parsed.params, parsed.changed);
       this.events?.emit('params_updated', {
-        ...paramsUpdatedFields(parsed.params, Object.keys(m.payload), KNOWN_PARAM_KEYS),
+        ...paramsUpdatedFields(parsed.params, m.payload, KNOWN_PARAM_KEYS),
         source: 'control',
       });
     } catch (err) {
