@@ -61,3 +61,16 @@ test('a timestamp reset clears the buffers: no window spans both timelines (no n
   assert.ok(gens.some((g) => g.window.end_ms < 10_000), 'records from the second timeline');
   assert.ok((h.session.status().counters.media_discontinuities ?? 0) >= 1, 'the reset was seen');
 });
+
+test('audio-only TS (ffmpeg releases audio in bursts): one record per generate_every_s, no cycle counted as skipped', { timeout: 60_000 }, async (t) => {
+  const backend = await backendFor(t);
+  const segs = await makeTestSegments({ durationS: 10, audio: 'aac', noVideo: true, gopS: 1 });
+  const h = await startPipelineHarness({ backend, params: { generate_every_s: 0.5, audio_window_s: 1, modality: 'audio' }, noOutput: true });
+  t.after(() => h.close());
+  await h.feed(segs, 100);
+  await h.endInput();
+  await h.session.done;
+  const c = h.session.status().counters;
+  assert.equal(c.cycles_skipped, 0, `skipped ${c.cycles_skipped} of ${c.cycles_started}`);
+  assert.ok(h.generations().length >= 17, `records: ${h.generations().length} for 10 s at one per 0.5 s`);
+});
