@@ -36,6 +36,11 @@ export class StreamTimeScheduler {
   /** Stream time of the last due point (or the anchor before the first). */
   private lastDueMs: number | undefined;
   private nowMs: number | undefined;
+  /**
+   * Last timestamp per track. Video and audio come from separate decoders and may lag each other by
+   * seconds under load; a track is only "reset" when it goes back against its own previous timestamp.
+   */
+  private readonly lastByTrack = new Map<string, number>();
 
   constructor(opts: SchedulerOptions) {
     this.intervalMs = opts.intervalMs;
@@ -57,24 +62,32 @@ export class StreamTimeScheduler {
    * the interleaving tolerance, or forwards past `discontinuityMs`, whatever the cadence (the
    * schedule itself tolerates longer forward gaps when the interval is long; a window does not).
    */
-  breaksWindow(ptsMs: number): boolean {
+  breaksWindow(ptsMs: number, track = 'media'): boolean {
     if (!Number.isFinite(ptsMs) || this.nowMs === undefined) return false;
-    return ptsMs < this.nowMs - this.backwardToleranceMs || ptsMs > this.nowMs + this.discontinuityMs;
+    // A track's first timestamp cannot go back on itself (video may start seconds behind audio).
+    const ref = this.lastByTrack.get(track) ?? Number.NEGATIVE_INFINITY;
+    return ptsMs < ref - this.backwardToleranceMs || ptsMs > this.nowMs + this.discontinuityMs;
   }
 
-  /** Feed every media timestamp seen (frame pts, audio chunk end). */
-  observe(ptsMs: number): void {
+  /** Feed every media timestamp seen (frame pts, audio chunk end), naming its track ('video', 'audio'). */
+  observe(ptsMs: number, track = 'media'): void {
     if (!Number.isFinite(ptsMs)) return;
     if (this.nowMs === undefined || this.lastDueMs === undefined) {
       this.nowMs = ptsMs;
       this.lastDueMs = ptsMs;
+      this.lastByTrack.set(track, ptsMs);
       return;
     }
-    if (ptsMs < this.nowMs - this.backwardToleranceMs || ptsMs > this.nowMs + Math.max(this.discontinuityMs, 4 * this.intervalMs)) {
+    const ref = this.lastByTrack.get(track) ?? Number.NEGATIVE_INFINITY;
+    if (ptsMs < ref - this.backwardToleranceMs || ptsMs > this.nowMs + Math.max(this.discontinuityMs, 4 * this.intervalMs)) {
       this.nowMs = ptsMs;
       this.lastDueMs = ptsMs;
+      // The other tracks' first timestamps on the new timeline compare against the new stream time.
+      this.lastByTrack.clear();
+      this.lastByTrack.set(track, ptsMs);
       return;
     }
+    this.lastByTrack.set(track, Math.max(ptsMs, this.lastByTrack.get(track) ?? ptsMs));
     // Frames and audio interleave slightly out of order; stream time only moves forward.
     if (ptsMs <= this.nowMs) return;
     this.nowMs = ptsMs;

@@ -302,9 +302,9 @@ export class PipelineSession implements StreamSession {
         this.lastInputAtMs = Date.now();
         this.lastFrameDims = { width: f.width, height: f.height };
         metrics.framesSampled.inc(L);
-        this.followTimeline(f.ptsMs);
+        this.followTimeline(f.ptsMs, 'video');
         this.frames.push(f);
-        this.scheduler.observe(f.ptsMs);
+        this.scheduler.observe(f.ptsMs, 'video');
       });
       sampler.on('audio', (a) => {
         if (!this.running) return;
@@ -313,9 +313,9 @@ export class PipelineSession implements StreamSession {
         this.counters.audio_ms_in += ms;
         this.audioRate.mark();
         this.lastInputAtMs = Date.now();
-        this.followTimeline(a.startPtsMs);
+        this.followTimeline(a.startPtsMs, 'audio');
         this.audio.push(a);
-        this.scheduler.observe(a.startPtsMs + ms);
+        this.scheduler.observe(a.startPtsMs + ms, 'audio');
       });
       sampler.on('error', (err: unknown) => {
         this.counters.media_errors++;
@@ -414,8 +414,8 @@ export class PipelineSession implements StreamSession {
   }
 
   /** A timestamp that starts a new timeline empties the buffers first: no window spans the jump. */
-  private followTimeline(ptsMs: number): void {
-    if (!this.scheduler.breaksWindow(ptsMs)) return;
+  private followTimeline(ptsMs: number, track: 'video' | 'audio'): void {
+    if (!this.scheduler.breaksWindow(ptsMs, track)) return;
     this.counters.media_discontinuities++;
     this.log.info({ pts_ms: ptsMs, stream_time_ms: this.scheduler.streamTimeMs }, 'media timestamp discontinuity; buffers cleared');
     this.frames.clear();

@@ -143,3 +143,15 @@ test('the cycle slot: one in flight, one waiting, the rest skipped', () => {
   assert.equal(slot.finished(), false);
   assert.deepEqual(slot.due(3), { launch: true, skipped: 2 });
 });
+
+test('video lagging audio by seconds (separate decoders under load) is not a reset: only a track going back on itself is', () => {
+  const { s, dues } = recorder(2000);
+  for (let pts = 0; pts <= 6000; pts += 100) s.observe(pts, 'audio');
+  assert.equal(s.breaksWindow(1000, 'video'), false, 'the first video frame, 5 s behind the audio');
+  s.observe(1000, 'video');
+  s.observe(1500, 'video');
+  assert.equal(s.streamTimeMs, 6000, 'stream time was not re-anchored');
+  assert.deepEqual(dues.map((d) => d[0]), [2000, 4000, 6000]);
+  assert.equal(s.breaksWindow(900, 'video') || s.breaksWindow(5500, 'audio'), false, 'small steps back on a track are interleaving');
+  assert.equal(s.breaksWindow(1000, 'audio'), true, 'audio going 5 s back on itself is a reset');
+});
