@@ -2,6 +2,12 @@
  * Rolling media buffers for one stream: the newest `max_frames` sampled frames and the newest
  * `audio_window_s` of 16 kHz audio. Both are bounded by construction (frame count; sample count),
  * and both are snapshots-on-read so a running cycle never sees later media.
+ *
+ * Both also age out by STREAM time (`prune(nowMs, maxAgeMs)`): media older than the window, or ahead
+ * of stream time (left over from before a backwards timestamp reset), is dropped, so an audio-only
+ * stretch stops carrying the last video frames and a video-only one stops replaying old audio. On a
+ * discontinuity the session clears both (`clear()`), so a window never spans one. Time is always an
+ * argument; nothing here reads a clock.
  */
 import type { AudioInput, ImageInput } from '../model/backend.js';
 
@@ -44,6 +50,13 @@ export class FrameBuffer {
 
   clear(): void {
     this.frames = [];
+  }
+
+  /** Drops frames older than `maxAgeMs` before stream time `nowMs`, or later than it; returns how many. */
+  prune(nowMs: number, maxAgeMs: number): number {
+    const before = this.frames.length;
+    this.frames = this.frames.filter((f) => f.ptsMs >= nowMs - maxAgeMs && f.ptsMs <= nowMs);
+    return before - this.frames.length;
   }
 
   private trim(): void {
@@ -94,6 +107,21 @@ export class AudioBuffer {
   clear(): void {
     this.chunks = [];
     this.total = 0;
+  }
+
+  /**
+   * Drops chunks that ended more than `maxAgeMs` before stream time `nowMs`, or start after it
+   * (a chunk straddling the cut stays whole: the window is trimmed by size anyway).
+   */
+  prune(nowMs: number, maxAgeMs: number): void {
+    // 1 ms of slack: a chunk's end is computed in floating point from its sample count.
+    const keep = this.chunks.filter((c) => {
+      const end = c.startPtsMs + (c.samples.length / AUDIO_SAMPLE_RATE) * 1000;
+      return end >= nowMs - maxAgeMs && c.startPtsMs <= nowMs + 1;
+    });
+    if (keep.length === this.chunks.length) return;
+    this.chunks = keep;
+    this.total = keep.reduce((n, c) => n + c.samples.length, 0);
   }
 
   /**

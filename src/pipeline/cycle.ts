@@ -39,7 +39,10 @@ export interface CyclePlan {
   frameCount: number;
   audioDurationMs: number;
   estimate: number;
+  /** Frames left out by token-budget gating (max_input_tokens). */
   framesDropped: number;
+  /** Frames left out because the engine takes at most `capabilities.maxImages` per request. */
+  framesDroppedByEngineLimit: number;
   audioDropped: boolean;
   audioSilent: boolean;
 }
@@ -48,7 +51,24 @@ export type PlanResult =
   | { kind: 'plan'; plan: CyclePlan }
   /** Nothing to ask about (no frames, no audible audio): no cycle, no record. */
   | { kind: 'empty'; audioSilent: boolean }
-  | { kind: 'error'; code: string; message: string; estimate: number; framesDropped: number; window?: RecordWindow };
+  | {
+      kind: 'error';
+      code: string;
+      message: string;
+      estimate: number;
+      framesDropped: number;
+      framesDroppedByEngineLimit: number;
+      window?: RecordWindow;
+    };
+
+/** Which limit cut the frames a request carries, for `stats.frames_limited_by` (undefined: none did). */
+export function framesLimitedBy(p: { framesDropped: number; framesDroppedByEngineLimit: number }): FramesLimitedBy | undefined {
+  if (p.framesDropped > 0) return 'max_input_tokens';
+  if (p.framesDroppedByEngineLimit > 0) return 'engine_max_images';
+  return undefined;
+}
+
+export type FramesLimitedBy = 'engine_max_images' | 'max_input_tokens';
 
 function windowOf(frames: ImageInput[], audio: AudioWindow | undefined): RecordWindow {
   let start = Number.POSITIVE_INFINITY;
@@ -69,10 +89,10 @@ export function planCycle(media: CycleMedia, ctx: PlanContext): PlanResult {
   const wantFrames = p.modality !== 'audio' && ctx.capabilities.images;
   const wantAudio = p.modality !== 'vision' && ctx.capabilities.audio !== null;
   let frames = wantFrames ? media.frames : [];
-  let framesDropped = 0;
+  let framesDroppedByEngineLimit = 0;
   if (frames.length > ctx.capabilities.maxImages) {
     const keep = evenIndices(frames.length, Math.max(0, ctx.capabilities.maxImages));
-    framesDropped += frames.length - keep.length;
+    framesDroppedByEngineLimit = frames.length - keep.length;
     frames = keep.map((i) => frames[i]!);
   }
   let audio = wantAudio ? media.audio : undefined;
@@ -105,7 +125,8 @@ export function planCycle(media: CycleMedia, ctx: PlanContext): PlanResult {
         `the request needs at least ${g.minimum} input tokens (prompt ${promptTokens}, history ${historyTokens}, ` +
         `one image ${frames.length > 0 ? costs.image : 0}) but max_input_tokens is ${p.max_input_tokens}`,
       estimate: g.estimate,
-      framesDropped: framesDropped + g.framesDropped,
+      framesDropped: g.framesDropped,
+      framesDroppedByEngineLimit,
       window: windowOf(frames, audio),
     };
   }
@@ -127,7 +148,8 @@ export function planCycle(media: CycleMedia, ctx: PlanContext): PlanResult {
       frameCount: kept.length,
       audioDurationMs: keptAudio ? Math.round((keptAudio.samples.length / AUDIO_SAMPLE_RATE) * 1000) : 0,
       estimate: g.estimate,
-      framesDropped: framesDropped + g.framesDropped,
+      framesDropped: g.framesDropped,
+      framesDroppedByEngineLimit,
       audioDropped: g.audioDropped,
       audioSilent,
     },
@@ -228,6 +250,7 @@ export async function runCycle(plan: CyclePlan, ctx: RunContext): Promise<CycleR
             records_dropped: ctx.takeRecordsDropped(),
             input_tokens: plan.estimate,
             frames_dropped_by_gating: plan.framesDropped,
+            frames_dropped_by_engine_limit: plan.framesDroppedByEngineLimit,
           },
         }, now()),
       ],
@@ -240,11 +263,14 @@ export async function runCycle(plan: CyclePlan, ctx: RunContext): Promise<CycleR
     input_tokens: gen.usage.promptTokens ?? plan.estimate,
     max_new_tokens: plan.request.maxNewTokens,
     frames_dropped_by_gating: plan.framesDropped,
+    frames_dropped_by_engine_limit: plan.framesDroppedByEngineLimit,
     skipped_cycles: ctx.takeSkipped(),
     records_dropped: ctx.takeRecordsDropped(),
     timings_ms: { encode: round(gen.encodeMs), model: round(gen.modelMs), total: round(total) },
   };
   if (gen.firstTokenMs !== undefined) gstats.timings_ms.first_token = round(gen.firstTokenMs);
+  const limitedBy = framesLimitedBy(plan);
+  if (limitedBy) gstats.frames_limited_by = limitedBy;
   if (plan.audioDropped) gstats.audio_dropped_by_gating = true;
   if (plan.audioSilent) gstats.audio_silent = true;
   const generation: GenerationRecord = {

@@ -7,6 +7,13 @@
  * So a data-channel hiccup (channel deleted and re-created, server restarting) delays records but
  * neither loses nor reorders them. The queue is bounded by item count and bytes; past the bound the
  * oldest waiting items are dropped and counted (the counter is read by the next record).
+ *
+ * Keepalive (optional `keepaliveMs`): go-livepeer's trickle server sweeps a channel whose last write
+ * is older than 5 min, and the gateway stops the stream when its data channel goes. When nothing was
+ * published for `keepaliveMs`, the writer publishes a zero-byte segment: it counts as a write on the
+ * server (the zero-byte POST's completion advances writeTime) and the gateway's line scanner turns it
+ * into no SSE message at all, so subscribers never see it. It is not an item: not counted as
+ * published, never queued behind (or ahead of) records.
  */
 import type { Logger } from '../log.js';
 import { errorMessage } from '../errors.js';
@@ -37,6 +44,8 @@ export interface SegmentQueueOptions {
   onDropped?: (items: number) => void;
   /** Called after each failed publish (the batch is kept and retried). */
   onPublishError?: (err: unknown) => void;
+  /** Publish a zero-byte segment when nothing was published for this long (0/undefined = never). */
+  keepaliveMs?: number;
 }
 
 export interface SegmentQueueStats {
@@ -46,6 +55,8 @@ export interface SegmentQueueStats {
   segments: number;
   dropped: number;
   publishFailures: number;
+  /** Zero-byte keepalive segments published. */
+  keepalives: number;
 }
 
 interface Item {
@@ -54,7 +65,7 @@ interface Item {
 }
 
 export class SegmentQueue {
-  private readonly opts: Required<Omit<SegmentQueueOptions, 'logger' | 'onPublished' | 'onDropped' | 'onPublishError'>> &
+  private readonly opts: Required<Omit<SegmentQueueOptions, 'logger' | 'onPublished' | 'onDropped' | 'onPublishError' | 'keepaliveMs'>> &
     SegmentQueueOptions;
   private queue: Item[] = [];
   private inflight: Item[] = [];
@@ -66,7 +77,8 @@ export class SegmentQueue {
   private closing = false;
   private closed = false;
   private droppedSinceTake = 0;
-  private readonly counters = { published: 0, segments: 0, dropped: 0, publishFailures: 0 };
+  private readonly counters = { published: 0, segments: 0, dropped: 0, publishFailures: 0, keepalives: 0 };
+  private keepaliveTimer: NodeJS.Timeout | undefined;
 
   constructor(opts: SegmentQueueOptions) {
     this.opts = {
@@ -80,6 +92,7 @@ export class SegmentQueue {
       ...opts,
     };
     this.backoffMs = this.opts.retryMinMs;
+    this.armKeepalive();
   }
 
   /** Queues one item (a whole JSON line for data; a whole event body for events). */
@@ -130,6 +143,8 @@ export class SegmentQueue {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
+    if (this.keepaliveTimer) clearTimeout(this.keepaliveTimer);
+    this.keepaliveTimer = undefined;
     this.wake?.();
     const left = this.queue.length + this.inflight.length;
     if (left > 0) {
@@ -214,6 +229,7 @@ export class SegmentQueue {
         this.counters.published += n;
         this.counters.segments++;
         this.backoffMs = this.opts.retryMinMs;
+        this.armKeepalive();
         this.opts.onPublished?.(n);
       } catch (err) {
         this.counters.publishFailures++;
@@ -228,6 +244,41 @@ export class SegmentQueue {
         this.backoffMs = Math.min(this.opts.retryMaxMs, this.backoffMs * 2);
       }
     }
+  }
+
+  /** (Re)starts the idle countdown; called at construction and after every successful write. */
+  private armKeepalive(): void {
+    const ms = this.opts.keepaliveMs ?? 0;
+    if (!(ms > 0) || this.closed) return;
+    if (this.keepaliveTimer) clearTimeout(this.keepaliveTimer);
+    this.keepaliveTimer = setTimeout(() => {
+      this.keepaliveTimer = undefined;
+      this.keepalive();
+    }, ms);
+    this.keepaliveTimer.unref?.();
+  }
+
+  private keepalive(): void {
+    if (this.closed || this.closing) return;
+    // Records waiting or in flight are about to write anyway (or are retrying an outage, where a
+    // keepalive would fail the same way); the countdown restarts after their publish.
+    if (this.pumping || this.timer || this.queue.length > 0) {
+      this.armKeepalive();
+      return;
+    }
+    // Runs as the pump so that records enqueued meanwhile wait for it (one segment at a time, in order).
+    this.pumping = (async () => {
+      try {
+        await this.opts.sink.publish('');
+        this.counters.keepalives++;
+      } catch (err) {
+        this.opts.logger?.debug({ err: errorMessage(err) }, 'keepalive publish failed');
+      }
+      this.armKeepalive();
+    })().finally(() => {
+      this.pumping = undefined;
+      if (this.queue.length > 0 && !this.closed) this.schedule(0);
+    });
   }
 
   private sleep(ms: number): Promise<void> {

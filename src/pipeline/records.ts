@@ -19,7 +19,12 @@ export interface GenerationStats {
   audio_duration_ms: number;
   input_tokens: number;
   max_new_tokens: number;
+  /** Frames left out to fit max_input_tokens (token-budget gating). */
   frames_dropped_by_gating: number;
+  /** Frames left out because the engine accepts at most maxImages images per request. */
+  frames_dropped_by_engine_limit: number;
+  /** Which limit cut the frames, when one did ('max_input_tokens' wins when both did). */
+  frames_limited_by?: 'engine_max_images' | 'max_input_tokens';
   audio_dropped_by_gating?: boolean;
   audio_silent?: boolean;
   /** Cycles that came due while this stream's previous cycle was still running, since the last record. */
@@ -75,7 +80,13 @@ export interface ErrorRecord {
   prompt?: string;
   window?: RecordWindow;
   error: { code: string; message: string };
-  stats?: { skipped_cycles: number; records_dropped: number; input_tokens?: number; frames_dropped_by_gating?: number };
+  stats?: {
+    skipped_cycles: number;
+    records_dropped: number;
+    input_tokens?: number;
+    frames_dropped_by_gating?: number;
+    frames_dropped_by_engine_limit?: number;
+  };
   truncated?: boolean;
 }
 

@@ -3,9 +3,16 @@
  * stream-time scheduler → cycles → data records, with live control (HTTP and control channel) and the
  * events channel. Implements the StreamSession contract (types.ts) that the control API drives.
  *
- * Concurrency rules: at most one cycle in flight (a due cycle finding one running is skipped and
- * counted); stop aborts the running model request, then flushes queued records and events, then
- * closes every channel; `done` settles once all of that is over and never rejects.
+ * Concurrency rules: at most one cycle in flight; a due point passing while one runs waits and runs
+ * when it finishes (catch-up of one, scheduler.ts CycleSlot); due points beyond that are skipped and
+ * counted. Stop aborts the running model request, then flushes queued records and events, then
+ * closes every channel — the passthrough output publisher included, which this session creates and
+ * owns (closed after the relay stopped; a second close is a no-op). `done` settles once all of that
+ * is over and never rejects.
+ *
+ * Media buffers follow stream time: on a timestamp discontinuity both are cleared before the new
+ * media goes in, and stale media (older than the cycle's window) ages out before every cycle.
+ * The data channel gets a zero-byte keepalive segment after `dataKeepaliveMs` without a write.
  */
 import { KNOWN_PARAM_KEYS, parseParamsUpdate, type StreamParams } from '../config/params.js';
 import { AppError, errorCode, errorMessage } from '../errors.js';
@@ -25,7 +32,8 @@ import { randomUUID } from 'node:crypto';
 import { SegmentQueue } from './data-writer.js';
 import { EventsWriter } from './events.js';
 import { serializeRecord } from './records.js';
-import { StreamTimeScheduler } from './scheduler.js';
+import { CycleSlot, StreamTimeScheduler } from './scheduler.js';
+import { paramsUpdatedFields } from './events.js';
 import { RateMeter, statusEventFields, type StatusInputs } from './status.js';
 import type { SessionFactory, StreamEnd, StreamSession, StreamStartConfig, StreamStatusSnapshot } from './types.js';
 
@@ -45,6 +53,18 @@ export interface SessionDeps {
   /** Bound on waiting for an aborted model request to settle at stop. */
   abortWaitMs?: number;
   samplerMaxPendingBytes?: number;
+  /**
+   * A zero-byte data segment goes out when nothing was published on the data channel for this long
+   * (default 60 s; 0 = never). go-livepeer sweeps a channel idle for 5 min, and the gateway then stops
+   * the stream.
+   */
+  dataKeepaliveMs?: number;
+}
+
+/** How long media stays in the buffers, in stream time: the longest span a cycle's window may cover. */
+export function mediaMaxAgeMs(p: Pick<StreamParams, 'generate_every_s' | 'audio_window_s' | 'max_frames' | 'target_fps'>): number {
+  const framesSpan = p.target_fps > 0 ? (p.max_frames / p.target_fps) * 1000 : 0;
+  return Math.max(p.generate_every_s * 1000, p.audio_window_s * 1000, framesSpan);
 }
 
 interface Counters {
@@ -61,6 +81,9 @@ interface Counters {
   cycles_empty: number;
   corrections: number;
   frames_dropped_by_gating: number;
+  frames_dropped_by_engine_limit: number;
+  frames_aged_out: number;
+  media_discontinuities: number;
   records_queued: number;
   records_published: number;
   records_dropped: number;
@@ -109,6 +132,7 @@ export class PipelineSession implements StreamSession {
 
   private sampler: MediaSampler | undefined;
   private relay: MediaRelay | undefined;
+  private output: TricklePublisher | undefined;
   private data: SegmentQueue | undefined;
   private events: EventsWriter | undefined;
   private control: ControlReader | undefined;
@@ -120,6 +144,7 @@ export class PipelineSession implements StreamSession {
 
   private cycleSeq = 0;
   private inflight: { promise: Promise<void>; abort: AbortController } | undefined;
+  private readonly slot = new CycleSlot();
   private skippedPending = 0;
   private firstOutputSent = false;
   private dataOutage = false;
@@ -150,6 +175,9 @@ export class PipelineSession implements StreamSession {
     cycles_empty: 0,
     corrections: 0,
     frames_dropped_by_gating: 0,
+    frames_dropped_by_engine_limit: 0,
+    frames_aged_out: 0,
+    media_discontinuities: 0,
     records_queued: 0,
     records_published: 0,
     records_dropped: 0,
@@ -201,6 +229,7 @@ export class PipelineSession implements StreamSession {
         maxItems: this.deps.dataQueueMaxRecords ?? 1000,
         maxBytes: this.deps.dataQueueMaxBytes ?? 8 * 1024 * 1024,
         batchMs: this.deps.dataBatchMs ?? 100,
+        keepaliveMs: this.deps.dataKeepaliveMs ?? 60_000,
         logger: this.log.child({ channel: 'data' }),
         onPublished: (n) => {
           this.dataOutage = false;
@@ -220,7 +249,10 @@ export class PipelineSession implements StreamSession {
           this.dataOutage = true;
         },
       });
+    } else {
+      this.log.warn('no data_url in the start request: generated records have nowhere to go and are discarded');
     }
+    if (this.p.max_frames > this.backend.capabilities.maxImages) this.warnEngineLimit();
 
     if (c.eventsUrl) {
       this.events = new EventsWriter({
@@ -270,8 +302,9 @@ export class PipelineSession implements StreamSession {
         this.lastInputAtMs = Date.now();
         this.lastFrameDims = { width: f.width, height: f.height };
         metrics.framesSampled.inc(L);
+        this.followTimeline(f.ptsMs, 'video');
         this.frames.push(f);
-        this.scheduler.observe(f.ptsMs);
+        this.scheduler.observe(f.ptsMs, 'video');
       });
       sampler.on('audio', (a) => {
         if (!this.running) return;
@@ -280,8 +313,9 @@ export class PipelineSession implements StreamSession {
         this.counters.audio_ms_in += ms;
         this.audioRate.mark();
         this.lastInputAtMs = Date.now();
+        this.followTimeline(a.startPtsMs, 'audio');
         this.audio.push(a);
-        this.scheduler.observe(a.startPtsMs + ms);
+        this.scheduler.observe(a.startPtsMs + ms, 'audio');
       });
       sampler.on('error', (err: unknown) => {
         this.counters.media_errors++;
@@ -290,11 +324,12 @@ export class PipelineSession implements StreamSession {
       });
       this.sampler = sampler;
 
+      if (c.publishUrl) {
+        this.output = new TricklePublisher({ url: c.publishUrl, mimeType: 'video/MP2T', logger: this.log.child({ channel: 'output' }) });
+      }
       const relay = new MediaRelay({
         subscriber: new TrickleSubscriber({ url: c.subscribeUrl, logger: this.log.child({ channel: 'input' }) }),
-        ...(c.publishUrl
-          ? { publisher: new TricklePublisher({ url: c.publishUrl, mimeType: 'video/MP2T', logger: this.log.child({ channel: 'output' }) }) }
-          : {}),
+        ...(this.output ? { publisher: this.output } : {}),
         sampler,
         logger: this.log.child({ component: 'relay' }),
       });
@@ -327,7 +362,7 @@ export class PipelineSession implements StreamSession {
   updateParams(next: StreamParams, changed: string[], raw: Record<string, unknown>): void {
     for (const [k, v] of Object.entries(raw)) if (!KNOWN_PARAM_KEYS.has(k)) this.extra[k] = v;
     this.apply(next, changed);
-    this.events?.emit('params_updated', { params: raw });
+    this.events?.emit('params_updated', { ...paramsUpdatedFields(next, raw, KNOWN_PARAM_KEYS) });
   }
 
   async stop(reason: StreamEnd['reason']): Promise<void> {
@@ -340,6 +375,7 @@ export class PipelineSession implements StreamSession {
     if (this.data) {
       const s = this.data.stats();
       counters.records_waiting = s.queued;
+      counters.data_keepalives = s.keepalives;
     }
     if (this.sampler) {
       const s = this.sampler.stats();
@@ -360,6 +396,7 @@ export class PipelineSession implements StreamSession {
       fps: this.fps(),
       counters,
       params: this.p,
+      data_channel: this.cfg.dataUrl ? 'trickle' : 'none',
     };
   }
 
@@ -374,6 +411,22 @@ export class PipelineSession implements StreamSession {
       egress_video_fps: this.cfg.publishUrl ? v : 0,
       egress_audio_fps: this.cfg.publishUrl ? this.audioRate.rate() : 0,
     };
+  }
+
+  /** A timestamp that starts a new timeline empties the buffers first: no window spans the jump. */
+  private followTimeline(ptsMs: number, track: 'video' | 'audio'): void {
+    if (!this.scheduler.breaksWindow(ptsMs, track)) return;
+    this.counters.media_discontinuities++;
+    this.log.info({ pts_ms: ptsMs, stream_time_ms: this.scheduler.streamTimeMs }, 'media timestamp discontinuity; buffers cleared');
+    this.frames.clear();
+    this.audio.clear();
+  }
+
+  private warnEngineLimit(): void {
+    this.log.warn(
+      { max_frames: this.p.max_frames, engine_max_images: this.backend.capabilities.maxImages },
+      'max_frames exceeds what the engine takes per request; frames are thinned to the engine limit (stats.frames_dropped_by_engine_limit)',
+    );
   }
 
   private noteFirstOutput(): void {
@@ -415,7 +468,10 @@ export class PipelineSession implements StreamSession {
     this.p = next;
     this.counters.params_updates++;
     this.lastParamsUpdateAtMs = Date.now();
-    if (next.max_frames !== prev.max_frames) this.frames.resize(next.max_frames);
+    if (next.max_frames !== prev.max_frames) {
+      this.frames.resize(next.max_frames);
+      if (next.max_frames > this.backend.capabilities.maxImages) this.warnEngineLimit();
+    }
     if (next.audio_window_s !== prev.audio_window_s) this.audio.resize(next.audio_window_s);
     const patch: Partial<SamplerSettings> = {};
     let samplerChanged = false;
@@ -443,7 +499,10 @@ export class PipelineSession implements StreamSession {
       const parsed = parseParamsUpdate(this.p, m.payload);
       Object.assign(this.extra, parsed.extra);
       this.apply(parsed.params, parsed.changed);
-      this.events?.emit('params_updated', { params: m.payload, source: 'control' });
+      this.events?.emit('params_updated', {
+        ...paramsUpdatedFields(parsed.params, m.payload, KNOWN_PARAM_KEYS),
+        source: 'control',
+      });
     } catch (err) {
       this.counters.control_errors++;
       this.emitError(errorCode(err), errorMessage(err), { source: 'control', seq: m.seq });
@@ -452,12 +511,14 @@ export class PipelineSession implements StreamSession {
 
   private onDue(_pts: number, count: number): void {
     if (!this.running || this.ending) return;
-    if (this.inflight) {
-      this.skip(count);
-      return;
-    }
-    if (count > 1) this.skip(count - 1);
-    this.launchCycle();
+    const d = this.slot.due(count);
+    if (d.skipped > 0) this.skip(d.skipped);
+    if (d.launch) this.launchCycle();
+  }
+
+  /** The running cycle is over: a due point that passed meanwhile runs now. */
+  private cycleFinished(): void {
+    if (this.slot.finished() && this.running && !this.ending) this.launchCycle();
   }
 
   private skip(n: number): void {
@@ -485,6 +546,12 @@ export class PipelineSession implements StreamSession {
   private launchCycle(): void {
     const startedAt = Date.now();
     const historyN = this.p.context_history;
+    const now = this.scheduler.streamTimeMs;
+    if (now !== undefined) {
+      const maxAge = mediaMaxAgeMs(this.p);
+      this.counters.frames_aged_out += this.frames.prune(now, maxAge);
+      this.audio.prune(now, maxAge);
+    }
     const planned = planCycle(
       { frames: this.frames.snapshot(), audio: this.audio.snapshot() },
       {
@@ -505,6 +572,7 @@ export class PipelineSession implements StreamSession {
       this.counters.cycles_failed++;
       this.lastCycleOk = false;
       this.counters.frames_dropped_by_gating += planned.framesDropped;
+      this.counters.frames_dropped_by_engine_limit += planned.framesDroppedByEngineLimit;
       metrics.cycles.inc({ stream_id: this.streamId, outcome: 'error' });
       this.emitError(planned.code, planned.message, { cycle_id: cycle.id });
       this.publish([
@@ -516,6 +584,7 @@ export class PipelineSession implements StreamSession {
             records_dropped: this.takeRecordsDropped(),
             input_tokens: planned.estimate,
             frames_dropped_by_gating: planned.framesDropped,
+            frames_dropped_by_engine_limit: planned.framesDroppedByEngineLimit,
           },
         }),
       ]);
@@ -523,6 +592,7 @@ export class PipelineSession implements StreamSession {
     }
     const plan = planned.plan;
     this.counters.frames_dropped_by_gating += plan.framesDropped;
+    this.counters.frames_dropped_by_engine_limit += plan.framesDroppedByEngineLimit;
     const abort = new AbortController();
     const correctionN = historyN > 0 ? historyN : DEFAULT_CORRECTION_HISTORY;
     const promise = (async () => {
@@ -562,9 +632,12 @@ export class PipelineSession implements StreamSession {
         this.publish([errorRecord(this.streamId, cycle, 'internal', errorMessage(err))]);
       })
       .finally(() => {
-        if (this.inflight?.promise === promise) this.inflight = undefined;
+        if (this.inflight?.promise !== promise) return;
+        this.inflight = undefined;
+        this.cycleFinished();
       });
     this.inflight = { promise, abort };
+    this.slot.started();
   }
 
   /** Waits for the running cycle, aborting it after `graceMs` (0 = abort at once); bounded by abortWaitMs. */
@@ -589,6 +662,7 @@ export class PipelineSession implements StreamSession {
     if (this.inflight === cur) {
       this.log.warn('model request did not settle after abort; abandoning it');
       this.inflight = undefined;
+      this.slot.finished();
     }
   }
 
@@ -615,6 +689,10 @@ export class PipelineSession implements StreamSession {
     if (this.control) closers.push(this.control.stop());
     if (this.data) closers.push(this.data.close(flushMs));
     await Promise.all(closers);
+    // The session created the output publisher and owns it; the relay only writes to it. Closed once
+    // the relay stopped writing; TricklePublisher.close() is idempotent, so a relay that also closes it
+    // does no harm.
+    if (this.output) await this.output.close().catch((e: unknown) => this.log.debug({ err: errorMessage(e) }, 'output close failed'));
     if (this.events) {
       this.emitStatus();
       await this.events.close(flushMs);

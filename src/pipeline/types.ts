@@ -41,6 +41,8 @@ export interface StreamStatusSnapshot {
   fps: StreamFps;
   counters: Record<string, number>;
   params: StreamParams;
+  /** 'none' when the start request had no data_url: records are generated but go nowhere. */
+  data_channel: 'trickle' | 'none';
 }
 
 export interface StreamSession {
@@ -51,7 +53,8 @@ export interface StreamSession {
   params(): StreamParams;
   /**
    * Applies an already-validated update (from HTTP). `changed` lists the keys the caller sent;
-   * `raw` is the caller's payload (echoed in the params_updated event).
+   * `raw` is the caller's payload (its key names, and the validated values of known keys, bounded,
+   * are echoed in the params_updated event; unknown keys' values never are).
    */
   updateParams(next: StreamParams, changed: string[], raw: Record<string, unknown>): void;
   /** Stops everything: aborts a running cycle, flushes queued records, closes channels. Idempotent. */

@@ -23,14 +23,17 @@ export interface ChannelCollector {
   stop(): Promise<void>;
 }
 
-async function readAll(body: NodeJS.ReadableStream): Promise<string> {
+async function readAll(body: NodeJS.ReadableStream, encoding: BufferEncoding): Promise<string> {
   const parts: Buffer[] = [];
   for await (const c of body) parts.push(Buffer.isBuffer(c) ? c : Buffer.from(c as string));
-  return Buffer.concat(parts).toString('utf8');
+  return Buffer.concat(parts).toString(encoding);
 }
 
-/** Reads a channel from `start` until it ends; `mode` says whether bodies are NDJSON or one JSON each. */
-export function collectChannel(url: string, opts: { start?: number; mode?: 'ndjson' | 'json' } = {}): ChannelCollector {
+/**
+ * Reads a channel from `start` until it ends; `mode` says whether bodies are NDJSON, one JSON each,
+ * or anything else ('raw': segments only, e.g. MPEG-TS passthrough, latin1 so lengths are bytes).
+ */
+export function collectChannel(url: string, opts: { start?: number; mode?: 'ndjson' | 'json' | 'raw' } = {}): ChannelCollector {
   const sub = new TrickleSubscriber({ url, start: opts.start ?? 0, retryDelayMs: 50, maxRetries: 1000 });
   const c: ChannelCollector = {
     segments: [],
@@ -47,8 +50,9 @@ export function collectChannel(url: string, opts: { start?: number; mode?: 'ndjs
       for (;;) {
         const seg = await sub.next();
         if (!seg) return;
-        const text = await readAll(seg.body);
+        const text = await readAll(seg.body, opts.mode === 'raw' ? 'latin1' : 'utf8');
         c.segments.push(text);
+        if (opts.mode === 'raw') continue;
         if (opts.mode === 'json') {
           if (text.trim() !== '') c.records.push(JSON.parse(text) as Record<string, unknown>);
           continue;

@@ -121,3 +121,31 @@ test('the byte bound applies too, and close() gives up after its deadline counti
   q.enqueue(big(7));
   assert.equal(q.stats().dropped, 7, 'records after close are counted as dropped');
 });
+
+test('an idle data channel is kept alive by zero-byte segments against a server that sweeps idle channels', async (t) => {
+  // Stand-in for go-livepeer's sweep (5 min idle, checked every minute), scaled down.
+  const server = new TrickleServer({ idleTimeoutMs: 400, sweepIntervalMs: 50 });
+  await server.listen();
+  t.after(() => server.close());
+  server.createChannel('kept', 'application/jsonl');
+  server.createChannel('unkept', 'application/jsonl');
+  const col = collectChannel(server.channelUrl('kept'));
+  const kept = new SegmentQueue({ sink: new TricklePublisher({ url: server.channelUrl('kept'), mimeType: 'application/jsonl' }), keepaliveMs: 100 });
+  const unkept = new SegmentQueue({ sink: new TricklePublisher({ url: server.channelUrl('unkept'), mimeType: 'application/jsonl' }) });
+  kept.enqueue(line(1));
+  await waitFor('record 1', () => col.records.length >= 1);
+  await sleep(1200); // three idle timeouts with nothing to publish
+  assert.equal(server.hasChannel('unkept'), false, 'the sweep is real: a silent channel goes');
+  assert.equal(server.hasChannel('kept'), true, 'the keepalive counts as a write');
+  assert.ok(kept.stats().keepalives >= 5, `keepalives ${kept.stats().keepalives}`);
+  // What the server received: empty segments, no lines (the gateway turns them into no SSE message).
+  assert.ok(col.segments.filter((s) => s === '').length >= 5);
+  assert.deepEqual(ids(col.records), [1]);
+  kept.enqueue(line(2));
+  await waitFor('record 2 after keepalives', () => col.records.length >= 2);
+  assert.deepEqual(ids(col.records), [1, 2]);
+  assert.equal(kept.stats().published, 2, 'keepalives are not records');
+  await kept.close(2000);
+  await unkept.close(500);
+  await col.stop();
+});

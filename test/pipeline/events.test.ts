@@ -48,3 +48,24 @@ test('events: one {"event","queue_event_type"} body per segment, heartbeat at st
   }
   assert.ok(ticks >= 4);
 });
+
+test('params_updated echoes bounded values: known keys capped, small unknown scalars kept, big unknown values named only', async () => {
+  const { paramsUpdatedFields, ECHO_MAX_STRING_BYTES, ECHO_MAX_KEYS } = await import('../../src/pipeline/events.js');
+  const { KNOWN_PARAM_KEYS } = await import('../../src/config/params.js');
+  const huge = 'x'.repeat(3 * 1024 * 1024);
+  const params = { prompt: 'p'.repeat(5000), generate_every_s: 3 };
+  const raw = { prompt: params.prompt, generate_every_s: 3, intensity: 0.9, blob: huge, nested: { a: 1 } };
+  const f = paramsUpdatedFields(params, raw, KNOWN_PARAM_KEYS);
+  assert.deepEqual(f.changed, ['prompt', 'generate_every_s', 'intensity', 'blob', 'nested']);
+  assert.equal(f.params.generate_every_s, 3);
+  assert.equal(f.params.intensity, 0.9, 'a small unknown value passes (the gateway may show it)');
+  assert.equal(Buffer.byteLength(String(f.params.prompt)), ECHO_MAX_STRING_BYTES);
+  assert.deepEqual(f.truncated, ['prompt']);
+  assert.deepEqual(f.omitted, ['blob', 'nested']);
+  assert.ok(JSON.stringify(f).length < 4096);
+  const many = Object.fromEntries(Array.from({ length: 10_000 }, (_, i) => [`k${i}`, i]));
+  const g = paramsUpdatedFields({}, many, KNOWN_PARAM_KEYS);
+  assert.equal(g.changed.length, ECHO_MAX_KEYS);
+  assert.equal(g.keys_omitted, 10_000 - ECHO_MAX_KEYS);
+  assert.ok(JSON.stringify(g).length < 4096);
+});

@@ -18,6 +18,7 @@ function gen(text: string, prompt = 'describe'): GenerationRecord {
       input_tokens: 2300,
       max_new_tokens: 700,
       frames_dropped_by_gating: 0,
+      frames_dropped_by_engine_limit: 0,
       skipped_cycles: 0,
       records_dropped: 0,
       timings_ms: { encode: 1, model: 2, total: 3 },
