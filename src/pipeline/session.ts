@@ -6,9 +6,9 @@
  * Concurrency rules: at most one cycle in flight; a due point passing while one runs waits and runs
  * when it finishes (catch-up of one, scheduler.ts CycleSlot); due points beyond that are skipped and
  * counted. Stop aborts the running model request, then flushes queued records and events, then
- * closes every channel — the passthrough output publisher included, which this session creates and
- * owns (closed after the relay stopped; a second close is a no-op). `done` settles once all of that
- * is over and never rejects.
+ * closes every channel. The passthrough output publisher is created here but handed to the relay,
+ * its one owner, which closes it (bounded) once it has stopped writing. `done` settles once all of
+ * that is over and never rejects.
  *
  * Media buffers follow stream time: on a timestamp discontinuity both are cleared before the new
  * media goes in, and stale media (older than the cycle's window) ages out before every cycle.
@@ -101,6 +101,7 @@ function samplerSettings(p: StreamParams, backend: ModelBackend): SamplerSetting
     downscalePx: p.downscale_px,
     modality: p.modality,
     jpegQuality: p.jpeg_quality,
+    letterbox: p.letterbox,
     wantJpeg: backend.kind === 'openai',
     wantRgb: backend.kind === 'transformers',
   };
@@ -112,6 +113,7 @@ const SAMPLER_KEYS: ReadonlyArray<[keyof StreamParams, keyof SamplerSettings]> =
   ['downscale_px', 'downscalePx'],
   ['modality', 'modality'],
   ['jpeg_quality', 'jpegQuality'],
+  ['letterbox', 'letterbox'],
 ];
 
 export class PipelineSession implements StreamSession {
@@ -132,7 +134,6 @@ export class PipelineSession implements StreamSession {
 
   private sampler: MediaSampler | undefined;
   private relay: MediaRelay | undefined;
-  private output: TricklePublisher | undefined;
   private data: SegmentQueue | undefined;
   private events: EventsWriter | undefined;
   private control: ControlReader | undefined;
@@ -324,12 +325,13 @@ export class PipelineSession implements StreamSession {
       });
       this.sampler = sampler;
 
+      let output: TricklePublisher | undefined;
       if (c.publishUrl) {
-        this.output = new TricklePublisher({ url: c.publishUrl, mimeType: 'video/MP2T', logger: this.log.child({ channel: 'output' }) });
+        output = new TricklePublisher({ url: c.publishUrl, mimeType: 'video/MP2T', logger: this.log.child({ channel: 'output' }) });
       }
       const relay = new MediaRelay({
         subscriber: new TrickleSubscriber({ url: c.subscribeUrl, logger: this.log.child({ channel: 'input' }) }),
-        ...(this.output ? { publisher: this.output } : {}),
+        ...(output ? { publisher: output } : {}),
         sampler,
         logger: this.log.child({ component: 'relay' }),
       });
@@ -496,8 +498,8 @@ export class PipelineSession implements StreamSession {
       return;
     }
     try {
-      const parsed = parseParamsUpdate(this.p, m.payload);
-      Object.assign(this.extra, parsed.extra);
+      const parsed = parseParamsUpdate(this.p, m.payload, this.extra);
+      this.extra = parsed.extra;
       this.apply(parsed.params, parsed.changed);
       this.events?.emit('params_updated', {
         ...paramsUpdatedFields(parsed.params, m.payload, KNOWN_PARAM_KEYS),
@@ -689,10 +691,6 @@ export class PipelineSession implements StreamSession {
     if (this.control) closers.push(this.control.stop());
     if (this.data) closers.push(this.data.close(flushMs));
     await Promise.all(closers);
-    // The session created the output publisher and owns it; the relay only writes to it. Closed once
-    // the relay stopped writing; TricklePublisher.close() is idempotent, so a relay that also closes it
-    // does no harm.
-    if (this.output) await this.output.close().catch((e: unknown) => this.log.debug({ err: errorMessage(e) }, 'output close failed'));
     if (this.events) {
       this.emitStatus();
       await this.events.close(flushMs);

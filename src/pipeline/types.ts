@@ -51,6 +51,8 @@ export interface StreamSession {
   start(): Promise<void>;
   /** Parameters in force. */
   params(): StreamParams;
+  /** Unknown params keys kept so far (start, HTTP and control-channel updates). */
+  extraParams(): Record<string, unknown>;
   /**
    * Applies an already-validated update (from HTTP). `changed` lists the keys the caller sent;
    * `raw` is the caller's payload (its key names, and the validated values of known keys, bounded,

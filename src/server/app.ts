@@ -195,7 +195,7 @@ export async function buildServer(opts: ServerOptions): Promise<ControlServer> {
         gateway_request_id: cur.config.streamId,
       };
       out.params = snap.params;
-      out.stream = { started_at_ms: snap.started_at_ms, counters: snap.counters };
+      out.stream = { started_at_ms: snap.started_at_ms, counters: snap.counters, data_channel: snap.data_channel };
     }
     return out;
   }

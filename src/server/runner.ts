@@ -54,7 +54,6 @@ export class Runner {
   private config: StreamStartConfig | undefined;
   private claimed = false;
   /** Unknown params kept for the current stream (bounded by params.ts across updates). */
-  private extra: Record<string, unknown> = {};
   /** Set when the backend's load() rejected: nothing retries it, so a start must say so. */
   private loadFailure: string | undefined;
 
@@ -141,7 +140,6 @@ export class Runner {
     }
     this.session = session;
     this.config = config;
-    this.extra = parsed.extra;
     this.claimed = false;
     metrics.activeStreams.set(1);
     this.log.info({ stream_id: config.streamId, ignored_params: parsed.ignored }, 'stream started');
@@ -154,7 +152,6 @@ export class Runner {
       if (this.session === session) {
         this.session = undefined;
         this.config = undefined;
-        this.extra = {};
         metrics.activeStreams.set(0);
       }
       void forgetStream(session.streamId);
@@ -165,11 +162,12 @@ export class Runner {
   /** Validates against the parameters in force (or the defaults when idle) before the no-stream check, as PyTrickle. */
   update(raw: unknown, streamId?: string): { params: StreamParams; ignored: string[] } {
     const base = this.session?.params() ?? parseStartParams(undefined).params;
-    const parsed = parseParamsUpdate(base, raw, this.session ? this.extra : {});
+    // The session holds the kept unknown keys (HTTP and control-channel updates alike), so the
+    // per-stream limits count both.
+    const parsed = parseParamsUpdate(base, raw, this.session?.extraParams() ?? {});
     const session = this.target(streamId, 'update');
     try {
       session.updateParams(parsed.params, parsed.changed, raw as Record<string, unknown>);
-      this.extra = parsed.extra;
     } catch (err) {
       this.log.warn({ stream_id: session.streamId, err: errorMessage(err) }, 'parameter update failed');
       throw new AppError(errorCode(err), errorMessage(err), { httpStatus: 500, cause: err });

@@ -7,6 +7,7 @@
  * - trickle_connection         transport failure (refused, reset, TLS …)
  * - trickle_closed             the client itself was closed
  * - trickle_aborted            the segment was abandoned by the caller
+ * - trickle_not_a_server       a 200 without trickle headers: a plain HTTP server, never a segment
  */
 import { AppError } from '../errors.js';
 
@@ -17,7 +18,8 @@ export type TrickleErrorCode =
   | 'trickle_http_error'
   | 'trickle_connection'
   | 'trickle_closed'
-  | 'trickle_aborted';
+  | 'trickle_aborted'
+  | 'trickle_not_a_server';
 
 export class TrickleError extends AppError {
   declare readonly code: TrickleErrorCode;

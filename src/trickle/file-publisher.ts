@@ -53,6 +53,8 @@ export async function publishFile(opts: FilePublishOptions): Promise<FilePublish
     ff.kill('SIGTERM');
   };
   opts.signal?.addEventListener('abort', onAbort, { once: true });
+  // A stop that landed while the temp dir was being made fired before the listener existed.
+  if (opts.signal?.aborted) onAbort();
   const exited = new Promise<number | null>((resolve) => ff.on('close', (code) => resolve(code)));
 
   const pub = new TricklePublisher({ url: opts.url, mimeType: opts.mimeType ?? 'video/MP2T', logger: log });

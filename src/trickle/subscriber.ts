@@ -5,8 +5,10 @@
  * reaches us as soon as the publisher writes it.
  *
  * Reactions: 404 → clean end (no retry); `Lp-Trickle-Closed` → clean end; 470 → jump to
- * `Lp-Trickle-Latest` at once; anything else (non-2xx, connection failures) → retry the same seq after
- * retryDelayMs; more than maxRetries consecutive failures (470s count, as in PyTrickle) → next() throws
+ * `Lp-Trickle-Latest` at once; a 200 without `Lp-Trickle-Seq` is not a segment (not a trickle server:
+ * its body is discarded, error 'trickle_not_a_server'); anything else (non-2xx, connection failures) →
+ * retry the same seq after retryDelayMs, doubling per consecutive failure up to 8×; more than
+ * maxRetries consecutive failures (470s count, as in PyTrickle) → next() throws
  * TrickleError('trickle_retries_exhausted'), after which the counter restarts so a caller may call
  * next() again. No total timeout applies to a segment; a GET still waiting for headers is re-issued
  * every preconnectRefreshMs (Go's 20 s) so a silently dead connection cannot strand us.
@@ -142,11 +144,14 @@ export class TrickleSubscriber {
           this.seq = out.latest;
           this.countFailure(new TrickleError('trickle_http_error', `seq not available (470), latest ${out.latest}`, { status: 470 }));
           continue;
-        case 'error':
+        case 'error': {
           this.log.debug({ seq: this.seq, err: out.err.message }, 'subscribe attempt failed');
+          const backoff = this.retryDelayMs * 2 ** Math.min(this.failures, 3);
           this.countFailure(out.err);
-          await sleep(this.retryDelayMs, this.stop.signal);
+          // Exponential (capped at 8× retryDelayMs): a server that keeps answering at once is not hammered.
+          await sleep(backoff, this.stop.signal);
           continue;
+        }
       }
     }
   }
@@ -207,7 +212,17 @@ export class TrickleSubscriber {
   private classify(res: http.IncomingMessage, requested: number): Outcome | Promise<Outcome> {
     const status = res.statusCode ?? 0;
     if (status === 200 && header(res, 'lp-trickle-closed') === undefined) {
-      const seq = intHeader(res, 'lp-trickle-seq') ?? requested;
+      const seq = intHeader(res, 'lp-trickle-seq');
+      // Every trickle server (go-livepeer, ours) sends Lp-Trickle-Seq with a segment's first bytes. A
+      // 200 without it is some other HTTP server answering: its body must never be forwarded (that is
+      // how a crafted subscribe_url would read an internal URL out through the output channel).
+      if (seq === undefined) {
+        res.destroy();
+        return {
+          kind: 'error',
+          err: new TrickleError('trickle_not_a_server', `GET ${this.url}/${requested}: 200 without Lp-Trickle-Seq: not a trickle server`, { status }),
+        };
+      }
       return { kind: 'segment', res, seq };
     }
     res.resume();

@@ -189,7 +189,8 @@ test('events: heartbeat at start and on cadence, first ingest/processed segment,
   const times = h.events.records.filter((r) => (r.event as { type: string }).type === 'heartbeat').map((r) => (r.event as { timestamp: number }).timestamp);
   for (let i = 1; i < times.length; i++) assert.ok(times[i]! - times[i - 1]! >= 100, 'heartbeats are spaced by the interval');
   assert.equal(heartbeats()[0]!.event.dimensions.width, 0, 'no dimensions before any frame');
-  assert.equal(heartbeats().find((x) => x.event.dimensions.width > 0)!.event.dimensions.width, 320, 'then the sampled frames\' size');
+  // letterbox (default) delivers Gemma 3n's 768×768 square whatever the 320×240 source.
+  assert.equal(heartbeats().find((x) => x.event.dimensions.width > 0)!.event.dimensions.width, 768, 'then the sampled frames\' size');
 });
 
 test('a request that cannot fit max_input_tokens answers with an error record instead of vanishing', async (t) => {

@@ -346,3 +346,33 @@ test('abort() of a segment with bytes DELETEs it so readers finish; the publishe
   await pub.close();
   await sub.close();
 });
+
+test('a plain HTTP server answering 200 without trickle headers is never read as a segment, under any URL trick, and is not hammered', async () => {
+  const SECRET = 'internal-metadata-secret-token';
+  // Stand-in for an internal service (cloud metadata and the like): answers 200 to every path.
+  const internal = new FaultyServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/plain' });
+    res.end(SECRET);
+  });
+  const base = await internal.listen();
+  for (const url of [`${base}/latest/meta-data`, `${base}/latest/meta-data#`, `${base}/latest/meta-data?x=`]) {
+    const before = internal.requests.length;
+    const sub = new TrickleSubscriber({ url, start: 0, retryDelayMs: 5, maxRetries: 3 });
+    const yielded: string[] = [];
+    await assert.rejects(
+      (async () => {
+        for (;;) {
+          const seg = await sub.next();
+          if (!seg) return;
+          yielded.push(await readAll(seg.body));
+        }
+      })(),
+      (e: TrickleError) => e.code === 'trickle_retries_exhausted' && (e.cause as TrickleError).code === 'trickle_not_a_server',
+    );
+    await sub.close();
+    assert.deepEqual(yielded, [], `no body from ${url} may be yielded`);
+    // maxRetries + 1 attempts, each after a growing pause: no tight GET loop.
+    assert.equal(internal.requests.length - before, 4, url);
+  }
+  await internal.close();
+});
