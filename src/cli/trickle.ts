@@ -31,12 +31,15 @@ export function registerTrickleCommands(program: Command): void {
     .option('--base-path <path>', 'path prefix of every route (the orchestrator uses /ai/trickle/)', '/')
     .option('--autocreate', 'create channels on first POST', false)
     .option('--changefeed', 'publish channel additions/removals on _changes', false)
+    .option('--idle-timeout-s <seconds>', 'remove channels with no write for this long (go-livepeer: 300)', intArg, 300)
+    .option('--max-segment-mib <MiB>', 'largest segment a POST may write (413 past it)', intArg, 64)
+    .option('--max-channels <n>', 'most channels at once (429 for one more)', intArg, 1024)
     .option('--tls-key <file>', 'serve HTTPS: PEM private key (with --tls-cert)')
     .option('--tls-cert <file>', 'serve HTTPS: PEM certificate (with --tls-key)')
-    .action(async (o: { port: number; host: string; basePath: string; autocreate: boolean; changefeed: boolean; tlsKey?: string; tlsCert?: string }) => {
+    .action(async (o: { port: number; host: string; basePath: string; autocreate: boolean; changefeed: boolean; idleTimeoutS: number; maxSegmentMib: number; maxChannels: number; tlsKey?: string; tlsCert?: string }) => {
       if (Boolean(o.tlsKey) !== Boolean(o.tlsCert)) throw new Error('--tls-key and --tls-cert go together');
       const tls = o.tlsKey && o.tlsCert ? { key: readFileSync(o.tlsKey), cert: readFileSync(o.tlsCert) } : undefined;
-      const server = new TrickleServer({ port: o.port, host: o.host, basePath: o.basePath, autocreate: o.autocreate, changefeed: o.changefeed, ...(tls ? { tls } : {}) });
+      const server = new TrickleServer({ port: o.port, host: o.host, basePath: o.basePath, autocreate: o.autocreate, changefeed: o.changefeed, idleTimeoutMs: o.idleTimeoutS * 1000, sweepIntervalMs: Math.min(60_000, Math.max(1000, (o.idleTimeoutS * 1000) / 5)), maxSegmentBytes: o.maxSegmentMib * 1024 * 1024, maxChannels: o.maxChannels, ...(tls ? { tls } : {}) });
       await server.listen();
       process.stderr.write(`trickle server on ${server.url}\n`);
       await untilSignal();

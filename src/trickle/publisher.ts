@@ -10,6 +10,8 @@
  *   'trickle_not_found' (404), 'trickle_channel_closed' (`Lp-Trickle-Closed`), 'trickle_http_error',
  *   'trickle_connection'; `publish()` retries a segment that failed before any byte reached the server
  *   (up to maxRetries, retryDelayMs apart) and then rejects with 'trickle_retries_exhausted'.
+ * - The first segment starts at the channel's `GET {url}/next` when the server answers it (else 0), so
+ *   a publisher that takes over a used channel continues where the last one stopped.
  * - The publisher stays usable after any failure: the next `next()`/`publish()` opens fresh connections
  *   and first re-syncs its seq from `GET {url}/next` when the server answers it (else keeps its own
  *   counter), so subscribers waiting at a re-created channel's leading edge are not stranded.
@@ -165,8 +167,14 @@ class SegmentOut implements TrickleSegmentOut {
     try {
       await this.conn.write(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
     } catch (err) {
+      this.state = 'done';
       this.releaseNext();
-      throw err;
+      // A write that failed (connection refused, server gone) must give its seq back like a failed
+      // end() does: otherwise every retry during an outage burns a seq and subscribers waiting at the
+      // leading edge lose the backlog once the server returns.
+      const terr = asTrickleError(err, `POST seq ${this.seq}`);
+      this.owner.segmentFailed(this.conn, terr);
+      throw terr;
     }
   }
 
@@ -208,7 +216,9 @@ export class TricklePublisher {
   private seq = 0;
   private preconnect: PostConn | null = null;
   private lastBodyDone: Promise<void> = Promise.resolve();
-  private needResync = false;
+  // A new publisher on an existing channel (a restarted stream reusing `<id>-data`) must continue at
+  // the channel's nextWrite: seq 0 would land behind subscribers waiting at the leading edge.
+  private needResync = true;
   private closedFlag = false;
   private chain: Promise<unknown> = Promise.resolve();
 
@@ -292,7 +302,10 @@ export class TricklePublisher {
   segmentFailed(conn: PostConn, err: TrickleError): void {
     this.log.debug({ seq: conn.seq, err: err.message, bytes: conn.bytesOnWire }, 'segment failed');
     this.needResync = true;
-    if (conn.bytesOnWire === 0) this.seq = Math.min(this.seq, conn.seq);
+    // A 404 means the server stored nothing (channel gone: deleted, or the server restarted), so that
+    // seq is free again like one that never carried bytes; burning it would put the first segment
+    // after the outage past the subscribers waiting at the leading edge.
+    if (conn.bytesOnWire === 0 || err.code === 'trickle_not_found') this.seq = Math.min(this.seq, conn.seq);
     else if (err.code === 'trickle_connection' || err.code === 'trickle_http_error') this.politeDelete(conn.seq);
   }
 

@@ -28,10 +28,14 @@ export interface TrickleServerOptions {
   autocreate?: boolean;
   /** Publish `{"added":[…]}` / `{"removed":[…]}` segments on the internal `_changes` channel. */
   changefeed?: boolean;
-  /** Channels with no write for this long are removed (names starting with `_` are kept); default 5 min. */
+  /** Channels with no write for this long are removed (in-process `_…` channels are kept); default 5 min. */
   idleTimeoutMs?: number;
   /** How often idle channels are looked for; default 1 min. */
   sweepIntervalMs?: number;
+  /** Largest segment a POST may write; past it the POST gets 413 and the segment is closed; default 64 MiB. */
+  maxSegmentBytes?: number;
+  /** Most channels at once; a POST that would autocreate one more gets 429; default 1024. */
+  maxChannels?: number;
   /** Interim `100 Continue` interval on a POST that has sent no body byte yet; default 10 s. */
   keepaliveMs?: number;
   /** Serve HTTPS with this key and certificate (PEM), as orchestrators do (often self-signed). */
@@ -46,6 +50,8 @@ class Channel {
   nextWrite = 0;
   writeTime = Date.now();
   closed = false;
+  /** Created over the network by autocreate (not by the embedding process). */
+  remote = false;
   readonly slots: Array<Segment | undefined> = new Array<Segment | undefined>(SLOTS);
 
   constructor(
@@ -132,6 +138,8 @@ export class TrickleServer {
       idleTimeoutMs: opts.idleTimeoutMs ?? 5 * 60_000,
       sweepIntervalMs: opts.sweepIntervalMs ?? 60_000,
       keepaliveMs: opts.keepaliveMs ?? 10_000,
+      maxSegmentBytes: opts.maxSegmentBytes ?? 64 * 1024 * 1024,
+      maxChannels: opts.maxChannels ?? 1024,
     };
     this.log = opts.logger ?? childLogger('trickle-server');
     const serverOpts: http.ServerOptions = {
@@ -147,8 +155,15 @@ export class TrickleServer {
       : http.createServer(serverOpts);
     this.http.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => this.handle(req, res));
     this.http.on('clientError', (_err: Error, socket: import('node:stream').Duplex) => {
-      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
-      else socket.destroy();
+      // end() alone leaves a half-open socket (and its fd) to a client that never closes; destroy it
+      // once the answer is flushed, or after 1 s if the client does not read it.
+      if (!socket.writable) return void socket.destroy();
+      const hard = setTimeout(() => socket.destroy(), 1000);
+      hard.unref();
+      socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n', () => {
+        clearTimeout(hard);
+        socket.destroy();
+      });
     });
     if (this.opts.changefeed) this.channels.set(CHANGES, new Channel(CHANGES, 'application/json'));
   }
@@ -184,7 +199,7 @@ export class TrickleServer {
 
   /** In-process creation, like go-livepeer's TrickleLocalPublisher.CreateChannel. Existing channel: no-op. */
   createChannel(name: string, mimeType: string): void {
-    this.getOrCreate(name, mimeType);
+    this.getOrCreate(name, mimeType, false);
   }
 
   deleteChannel(name: string): boolean {
@@ -221,10 +236,11 @@ export class TrickleServer {
 
   // ---- internals -------------------------------------------------------------------------------
 
-  private getOrCreate(name: string, mimeType: string): Channel {
+  private getOrCreate(name: string, mimeType: string, remote: boolean): Channel {
     const existing = this.channels.get(name);
     if (existing) return existing;
     const ch = new Channel(name, mimeType);
+    ch.remote = remote;
     this.channels.set(name, ch);
     this.log.debug({ channel: name, mimeType }, 'channel created');
     if (name !== CHANGES) this.publishChange({ added: [name] });
@@ -251,7 +267,9 @@ export class TrickleServer {
   private sweep(): void {
     const cutoff = Date.now() - this.opts.idleTimeoutMs;
     for (const ch of [...this.channels.values()]) {
-      if (ch.name.startsWith('_') || ch.writeTime > cutoff) continue;
+      // `_…` channels are exempt (spec case 16) only when the embedding process made them: a client
+      // autocreating `_…` names must not get channels that live forever.
+      if (ch.name === CHANGES || (ch.name.startsWith('_') && !ch.remote) || ch.writeTime > cutoff) continue;
       this.log.info({ channel: ch.name }, 'idle channel swept');
       this.removeChannel(ch);
     }
@@ -286,7 +304,7 @@ export class TrickleServer {
     req.resume();
     const exists = this.channels.has(name);
     if (!exists && !this.opts.autocreate) return httpError(res, 404, 'Stream not found');
-    if (!exists) this.getOrCreate(name, headerValue(req.headers['expect-content']) ?? 'application/octet-stream');
+    if (!exists) this.getOrCreate(name, headerValue(req.headers['expect-content']) ?? 'application/octet-stream', true);
     res.writeHead(200);
     res.end();
   }
@@ -326,7 +344,10 @@ export class TrickleServer {
   private handlePost(req: http.IncomingMessage, res: http.ServerResponse, name: string, seqStr: string): void {
     let ch = this.channels.get(name);
     if (!ch && this.opts.autocreate && name !== CHANGES) {
-      ch = this.getOrCreate(name, headerValue(req.headers['content-type']) ?? 'application/octet-stream');
+      if (this.channels.size >= this.opts.maxChannels) {
+        return httpError(res, 429, `Too many channels (limit ${this.opts.maxChannels})`, { Connection: 'close' });
+      }
+      ch = this.getOrCreate(name, headerValue(req.headers['content-type']) ?? 'application/octet-stream', true);
     }
     // Connection: close wakes Go preconnects and spares us draining a body nobody wants.
     if (!ch) return httpError(res, 404, 'Stream not found', { Connection: 'close' });
@@ -376,6 +397,16 @@ export class TrickleServer {
       if (done) return;
       if (received === 0) channel.touch(seq); // nextWrite moves on the first body byte, not on headers (GL #3548)
       received += chunk.length;
+      if (received > this.opts.maxSegmentBytes) {
+        // Readers get what arrived up to the limit as a closed segment; the rest is refused, not buffered.
+        finish();
+        seg.close();
+        this.log.warn({ channel: name, seq, limit: this.opts.maxSegmentBytes }, 'segment over the size limit: refused');
+        httpError(res, 413, `Segment too large (limit ${this.opts.maxSegmentBytes} bytes)`, { Connection: 'close' });
+        req.pause();
+        res.on('finish', () => req.destroy());
+        return;
+      }
       seg.append(chunk);
     });
     req.on('end', () => {

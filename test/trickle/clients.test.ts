@@ -77,6 +77,8 @@ test('case 21: a 200 with Lp-Trickle-Closed is end of stream and no further GET 
 test('case 22: after next() the publisher holds two POSTs (N active, N+1 preconnected) and sends no N+1 byte before N ends', async (t) => {
   const events: string[] = [];
   const fake = new FaultyServer((req, res) => {
+    // The publisher's start-up `GET /next` (a server without it answers 404: start at 0).
+    if (req.method === 'GET') return void res.writeHead(404).end();
     const seq = req.url?.split('/').pop();
     events.push(`open ${seq}`);
     req.on('data', (c: Buffer) => events.push(`data ${seq} ${c.toString()}`));
@@ -92,8 +94,8 @@ test('case 22: after next() the publisher holds two POSTs (N active, N+1 preconn
   const s0 = await pub.next();
   await until(() => events.filter((e) => e.startsWith('open')).length === 2);
   assert.deepEqual(events, ['open 0', 'open 1']);
-  assert.equal(fake.requests[0]?.headers['content-type'], 'text/plain');
-  assert.equal(fake.requests[0]?.headers['transfer-encoding'], 'chunked');
+  assert.equal(fake.requests.find((r) => r.method === 'POST')?.headers['content-type'], 'text/plain');
+  assert.equal(fake.requests.find((r) => r.method === 'POST')?.headers['transfer-encoding'], 'chunked');
   await s0.write('a');
   const s1 = await pub.next();
   assert.equal(s1.seq, 1);
@@ -375,4 +377,46 @@ test('a plain HTTP server answering 200 without trickle headers is never read as
     assert.equal(internal.requests.length - before, 4, url);
   }
   await internal.close();
+});
+
+test('a new publisher on a used channel continues at its nextWrite, so a subscriber waiting at the leading edge gets its first segment', async (t) => {
+  const srv = await startTrickleServer();
+  t.after(() => srv.close());
+  srv.createChannel('data', 'application/jsonl');
+  const first = new TricklePublisher({ url: srv.channelUrl('data'), mimeType: 'application/jsonl' });
+  for (const line of ['a\n', 'b\n', 'c\n']) await first.publish(line);
+  await first.close();
+  const sub = new TrickleSubscriber({ url: srv.channelUrl('data'), start: -1 });
+  t.after(() => sub.close());
+  const waiting = sub.next();
+  const second = new TricklePublisher({ url: srv.channelUrl('data'), mimeType: 'application/jsonl' });
+  t.after(() => second.close());
+  await second.publish('from the second stream\n');
+  const seg = await waiting;
+  assert.ok(seg);
+  assert.equal(await readAll(seg.body), 'from the second stream\n');
+});
+
+test('publishes that fail while the server refuses connections do not consume seqs: the next segment after the outage is the one that was due', async (t) => {
+  const first = await startTrickleServer();
+  const port = first.port;
+  first.createChannel('data', 'application/jsonl');
+  const pub = new TricklePublisher({ url: first.channelUrl('data'), mimeType: 'application/jsonl', retryDelayMs: 5, maxRetries: 1 });
+  t.after(() => pub.close());
+  await pub.publish('0\n');
+  await pub.publish('1\n');
+  await first.close();
+  for (let i = 0; i < 4; i++) {
+    // The preconnected POST learns of the shutdown first (not found); later attempts are refused.
+    await assert.rejects(pub.publish(`lost ${i}\n`), (e: TrickleError) =>
+      i === 0 ? e instanceof TrickleError : e.code === 'trickle_retries_exhausted');
+  }
+  // A fresh server process on the same port that autocreates the channel on the first POST: the
+  // backlog must land at seq 2 where subscribers wait, not at 2 + the number of refused attempts.
+  const back = await startTrickleServer({ port, autocreate: true });
+  t.after(() => back.close());
+  await pub.publish('2\n');
+  const r = await rawRequest('GET', `${back.channelUrl('data')}/2`);
+  assert.equal(r.status, 200, `seq 2 holds the first record after the outage (server nextWrite ${back.nextWriteOf('data')})`);
+  assert.equal(r.body, '2\n');
 });
