@@ -333,7 +333,10 @@ export class TricklePublisher {
       conn = null;
       this.needResync = false;
       const serverNext = await this.fetchNext();
-      if (serverNext !== undefined) this.seq = serverNext;
+      if (typeof serverNext === 'number') this.seq = serverNext;
+      // Channel gone or server down: ask again on the next take, or a retry that lands once the
+      // channel is re-created would write at our stale seq, past subscribers waiting at its seq 0.
+      else if (serverNext === 'retry') this.needResync = true;
     }
     if (!conn || conn.seq !== this.seq) {
       conn?.destroy();
@@ -347,9 +350,11 @@ export class TricklePublisher {
     return seg;
   }
 
-  private async fetchNext(): Promise<number | undefined> {
+  /** The server's nextWrite; 'retry' when the channel or server is missing now; undefined when the server has no `/next`. */
+  private async fetchNext(): Promise<number | 'retry' | undefined> {
     try {
       const r = await this.transport.simple('GET', joinUrl(this.url, 'next'), 2000);
+      if (r.status === 404) return 'retry';
       if (r.status !== 200) return undefined;
       const n = Number(r.body.trim());
       if (Number.isInteger(n) && n >= 0) {
@@ -357,7 +362,8 @@ export class TricklePublisher {
         return n;
       }
     } catch {
-      // server unreachable: keep our own counter
+      // server unreachable: keep our own counter for now, and ask again next time
+      return 'retry';
     }
     return undefined;
   }

@@ -66,7 +66,14 @@ test('records published during a data-channel deletion and a 5 s data-server out
 
   await waitFor('records before the outage', () => seqs().length >= 2, 30_000);
 
+  // Segments the server accepted but no reader fetched yet go with a deleted channel or a dead server:
+  // that loss is the server's, not the runner's. Each fault is injected the moment the reader has every
+  // record the runner counts as published (no await between the check and the fault).
+  const delivered = () => collectors.reduce((n, c) => n + c.records.length, 0);
+  const caughtUp = () => delivered() >= (session.status().counters.records_published ?? 0);
+
   // 1) The orchestrator deletes the data channel and re-creates it a second later.
+  await waitFor('the reader caught up before the deletion', caughtUp, 30_000, 5);
   dataServer.deleteChannel('data');
   const doneAtDelete = started();
   await waitFor('cycles completing while the channel is gone', () => started() >= doneAtDelete + 2, 30_000);
@@ -75,6 +82,7 @@ test('records published during a data-channel deletion and a 5 s data-server out
 
   // 2) The data server goes away for 5 s and comes back on the same port.
   await waitFor('records on the re-created channel', () => (collectors[1]?.records.length ?? 0) > 0, 30_000);
+  await waitFor('the reader caught up before the outage', caughtUp, 30_000, 5);
   await dataServer.close();
   const doneAtDown = started();
   await sleep(5_000);

@@ -77,8 +77,8 @@ test('case 21: a 200 with Lp-Trickle-Closed is end of stream and no further GET 
 test('case 22: after next() the publisher holds two POSTs (N active, N+1 preconnected) and sends no N+1 byte before N ends', async (t) => {
   const events: string[] = [];
   const fake = new FaultyServer((req, res) => {
-    // The publisher's start-up `GET /next` (a server without it answers 404: start at 0).
-    if (req.method === 'GET') return void res.writeHead(404).end();
+    // The publisher's start-up `GET /next`, answered as a server without /next does (400): start at 0.
+    if (req.method === 'GET') return void res.writeHead(400).end('Invalid idx\n');
     const seq = req.url?.split('/').pop();
     events.push(`open ${seq}`);
     req.on('data', (c: Buffer) => events.push(`data ${seq} ${c.toString()}`));
