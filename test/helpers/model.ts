@@ -18,6 +18,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeTinyModel, tinyModelMode, type TinyModelMode } from '../../src/model/tiny-model.js';
+import { OpenAIBackend } from '../../src/model/openai.js';
 
 export interface RecordedRequest {
   method: string;
@@ -329,4 +330,15 @@ export function testJpeg(): Buffer {
 export function tone(ms: number, hz = 440): Float32Array {
   const n = Math.round((16000 * ms) / 1000);
   return Float32Array.from({ length: n }, (_, i) => 0.3 * Math.sin((2 * Math.PI * hz * i) / 16000));
+}
+
+/** An OpenAIBackend on a fresh fake engine (8 images per request), both closed when the test ends. */
+export async function fakeEngineBackend(t: { after: (fn: () => Promise<void>) => void }): Promise<OpenAIBackend> {
+  const engine = await startFakeEngine();
+  const backend = new OpenAIBackend({ baseURL: engine.baseURL, capabilities: { maxImages: 8 } });
+  t.after(async () => {
+    await backend.close();
+    await engine.close();
+  });
+  return backend;
 }

@@ -6,24 +6,15 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { OpenAIBackend } from '../../src/model/openai.js';
 import { parseParamsUpdate, parseStartParams } from '../../src/config/params.js';
 import { createSessionFactory } from '../../src/pipeline/session.js';
 import { TrickleServer } from '../../src/trickle/server.js';
 import { makeTestSegments } from '../helpers/media.js';
-import { startFakeEngine } from '../helpers/model.js';
+import { fakeEngineBackend } from '../helpers/model.js';
 import { collectChannel, startPipelineHarness } from '../helpers/pipeline.js';
 import { waitFor } from '../helpers/wait.js';
 
-async function backendFor(t: { after: (fn: () => Promise<void>) => void }) {
-  const engine = await startFakeEngine();
-  const backend = new OpenAIBackend({ baseURL: engine.baseURL, capabilities: { maxImages: 8 } });
-  t.after(async () => {
-    await backend.close();
-    await engine.close();
-  });
-  return backend;
-}
+const backendFor = fakeEngineBackend;
 
 test('a session with nothing to publish keeps its data channel alive with zero-byte segments (dataKeepaliveMs)', async (t) => {
   const backend = await backendFor(t);

@@ -5,25 +5,16 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { OpenAIBackend } from '../../src/model/openai.js';
 import { parseStartParams } from '../../src/config/params.js';
 import { createSessionFactory } from '../../src/pipeline/session.js';
 import { TrickleServer } from '../../src/trickle/server.js';
 import { TricklePublisher } from '../../src/trickle/publisher.js';
 import { makeTestSegments } from '../helpers/media.js';
-import { startFakeEngine } from '../helpers/model.js';
+import { fakeEngineBackend } from '../helpers/model.js';
 import { collectChannel } from '../helpers/pipeline.js';
 import { sleep, waitFor } from '../helpers/wait.js';
 
-async function backendFor(t: { after: (fn: () => Promise<void>) => void }) {
-  const engine = await startFakeEngine();
-  const backend = new OpenAIBackend({ baseURL: engine.baseURL, capabilities: { maxImages: 8 } });
-  t.after(async () => {
-    await backend.close();
-    await engine.close();
-  });
-  return backend;
-}
+const backendFor = fakeEngineBackend;
 
 test('start → stop → start on the same data channel: the new stream’s first records reach a live subscriber', { timeout: 60_000 }, async (t) => {
   const backend = await backendFor(t);

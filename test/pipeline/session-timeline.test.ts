@@ -5,23 +5,14 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { OpenAIBackend } from '../../src/model/openai.js';
 import { makeTestSegments } from '../helpers/media.js';
-import { startFakeEngine } from '../helpers/model.js';
+import { fakeEngineBackend } from '../helpers/model.js';
 import { startPipelineHarness } from '../helpers/pipeline.js';
 import { waitFor } from '../helpers/wait.js';
 
 type Gen = { window: { start_ms: number; end_ms: number }; stats: { frame_count: number } };
 
-async function backendFor(t: { after: (fn: () => Promise<void>) => void }) {
-  const engine = await startFakeEngine();
-  const backend = new OpenAIBackend({ baseURL: engine.baseURL, capabilities: { maxImages: 8 } });
-  t.after(async () => {
-    await backend.close();
-    await engine.close();
-  });
-  return backend;
-}
+const backendFor = fakeEngineBackend;
 
 const PARAMS = { generate_every_s: 1, audio_window_s: 2, max_frames: 4, target_fps: 2 };
 
