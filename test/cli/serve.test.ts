@@ -4,7 +4,7 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -13,24 +13,31 @@ import { request } from '../helpers/server.js';
 import { waitFor } from '../helpers/wait.js';
 
 describe('serve command', () => {
+  /** Runs `serve` on an ephemeral loopback port; `url()` is the control API once its listening line was logged. */
+  function startServe(env: Record<string, string>): { child: ChildProcessWithoutNullStreams; exited: Promise<number | null>; url: () => string | undefined } {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/cli-dev.ts', 'serve', '--port', '0', '--host', '127.0.0.1'], {
+      env: { ...process.env, LOG_LEVEL: 'info', BACKEND: 'openai', PORT: '', ...env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    child.stdin.end();
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    let url: string | undefined;
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      try {
+        const rec = JSON.parse(line) as { msg?: string; url?: string };
+        if (rec.msg === 'control API listening') url = rec.url;
+      } catch {
+        // not a log line
+      }
+    });
+    return { child, exited, url: () => url };
+  }
+
   it('starts, serves a stream and exits 0 on SIGTERM within 10 s', async () => {
     const engine = await startFakeEngine();
-    const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/cli-dev.ts', 'serve', '--port', '0', '--host', '127.0.0.1'], {
-      env: { ...process.env, LOG_LEVEL: 'info', BACKEND: 'openai', OPENAI_BASE_URL: engine.baseURL, PORT: '' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const { child, exited, url } = startServe({ OPENAI_BASE_URL: engine.baseURL });
     try {
-      let url: string | undefined;
-      createInterface({ input: child.stdout }).on('line', (line) => {
-        try {
-          const rec = JSON.parse(line) as { msg?: string; url?: string };
-          if (rec.msg === 'control API listening') url = rec.url;
-        } catch {
-          // not a log line
-        }
-      });
-      const base = await waitFor('the listening log line', () => url, 30_000);
+      const base = await waitFor('the listening log line', () => url(), 30_000);
       await waitFor('IDLE', async () => (await request(base, 'GET', '/health')).body.status === 'IDLE', 20_000);
       const version = await request(base, 'GET', '/version');
       assert.equal((version.body as { backend?: string }).backend, 'openai');
@@ -95,22 +102,11 @@ describe('serve command', () => {
     await new Promise<void>((r) => orch.listen(0, '127.0.0.1', r));
     const orchUrl = `http://127.0.0.1:${(orch.address() as AddressInfo).port}`;
     const engine = await startFakeEngine();
-    const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/cli-dev.ts', 'serve', '--port', '0', '--host', '127.0.0.1'], {
-      env: { ...process.env, LOG_LEVEL: 'info', BACKEND: 'openai', OPENAI_BASE_URL: engine.baseURL, PORT: '', API_TOKEN: '', TRICKLE_ALLOWED_HOSTS: '', ORCH_URL: orchUrl, ORCH_SECRET: 'orch-secret', CAPABILITY_URL: 'http://127.0.0.1:1' },
-      stdio: ['ignore', 'pipe', 'pipe'],
+    const { child, exited, url } = startServe({
+      OPENAI_BASE_URL: engine.baseURL, API_TOKEN: '', TRICKLE_ALLOWED_HOSTS: '', ORCH_URL: orchUrl, ORCH_SECRET: 'orch-secret', CAPABILITY_URL: 'http://127.0.0.1:1',
     });
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
     try {
-      let url: string | undefined;
-      createInterface({ input: child.stdout }).on('line', (line) => {
-        try {
-          const rec = JSON.parse(line) as { msg?: string; url?: string };
-          if (rec.msg === 'control API listening') url = rec.url;
-        } catch {
-          // not a log line
-        }
-      });
-      const base = await waitFor('the listening log line', () => url, 30_000);
+      const base = await waitFor('the listening log line', () => url(), 30_000);
       const reg = await waitFor('a registration', () => registered[0], 20_000);
       const token = String(reg.token ?? '');
       assert.match(token, /^[A-Za-z0-9_-]{43}$/, 'a random 256-bit token');
