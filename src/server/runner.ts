@@ -13,7 +13,6 @@
 import { AppError, errorCode, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import { parseParamsUpdate, parseStartParams, type StreamParams } from '../config/params.js';
-import type { BackendStatus } from '../model/backend.js';
 import type { SessionFactory, StreamSession, StreamStartConfig } from '../pipeline/types.js';
 import type { ModelBackend } from '../model/backend.js';
 import { RunnerState } from './state.js';
@@ -38,9 +37,6 @@ export class StreamNotFoundError extends AppError {
   }
 }
 
-/** The backend status, with the fields the model layer may add (reason code, permanence). */
-type StatusWithReason = BackendStatus & { code?: string; permanent?: boolean; detail?: string };
-
 export const DEFAULT_START_WAIT_MS = 5_000;
 
 export interface StartResult {
@@ -53,7 +49,6 @@ export class Runner {
   private session: StreamSession | undefined;
   private config: StreamStartConfig | undefined;
   private claimed = false;
-  /** Unknown params kept for the current stream (bounded by params.ts across updates). */
   /** Set when the backend's load() rejected: nothing retries it, so a start must say so. */
   private loadFailure: string | undefined;
 
@@ -82,8 +77,8 @@ export class Runner {
   /** Why a start cannot run now, in words a caller can act on; undefined when ready. */
   private notReadyReason(): string | undefined {
     if (this.state.ready()) return undefined;
-    const s = this.backend.status() as StatusWithReason;
-    const why = s.message ?? s.detail;
+    const s = this.backend.status();
+    const why = s.message;
     if (this.loadFailure !== undefined || (s.state === 'error' && s.permanent === true)) {
       return `Model backend failed to load and will not recover on its own: ${this.loadFailure ?? why ?? 'unknown error'}. Fix the configuration and restart the runner.`;
     }
