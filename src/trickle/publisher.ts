@@ -13,8 +13,12 @@
  * - The first segment starts at the channel's `GET {url}/next` when the server answers it (else 0), so
  *   a publisher that takes over a used channel continues where the last one stopped.
  * - The publisher stays usable after any failure: the next `next()`/`publish()` opens fresh connections
- *   and first re-syncs its seq from `GET {url}/next` when the server answers it (else keeps its own
- *   counter), so subscribers waiting at a re-created channel's leading edge are not stranded.
+ *   and first re-syncs its seq from `GET {url}/next`: the server's nextWrite when it answers, 0 when
+ *   the channel is absent (404: a re-created channel starts at 0), its own counter when the server has
+ *   no `/next` (400). After the server itself was unreachable (a restart), a nextWrite below our seq
+ *   does not pull us back: the backlog continues at our seq, where subscribers that rode through the
+ *   outage wait. While the server cannot be reached, `next()` rejects with 'trickle_connection'
+ *   instead of posting at a guessed seq (`publish()` retries that like any connection failure).
  * - `closed` becomes true only through `close()`; a 404 does not close the publisher — a later
  *   `publish()` succeeds once the channel re-appears.
  * - Segment with bytes that failed or was `abort()`ed → `DELETE {url}/{seq}` (polite drop); an aborted
@@ -191,7 +195,7 @@ class SegmentOut implements TrickleSegmentOut {
         ? new TrickleError('trickle_channel_closed', `POST seq ${this.seq}: channel closed by the server`)
         : undefined
       : r.err;
-    if (!err) return;
+    if (!err) return this.owner.segmentDone();
     this.owner.segmentFailed(this.conn, err);
     throw err;
   }
@@ -219,6 +223,12 @@ export class TricklePublisher {
   // A new publisher on an existing channel (a restarted stream reusing `<id>-data`) must continue at
   // the channel's nextWrite: seq 0 would land behind subscribers waiting at the leading edge.
   private needResync = true;
+  // Set when the server itself was unreachable since the last re-sync (a restart, not a deleted
+  // channel): a fresh channel that answers `/next` below our seq then continues at our seq, where
+  // subscribers that rode through the outage are waiting.
+  private serverLost = false;
+  /** Lowest seq that failed since the last segment that succeeded (what a restarted server lacks). */
+  private firstFailed: number | undefined;
   private closedFlag = false;
   private chain: Promise<unknown> = Promise.resolve();
 
@@ -251,14 +261,16 @@ export class TricklePublisher {
   async publish(data: Buffer | string): Promise<void> {
     const buf = typeof data === 'string' ? Buffer.from(data) : data;
     for (let attempt = 0; ; attempt++) {
-      const seg = (await this.next()) as SegmentOut;
+      let seg: SegmentOut | undefined;
       try {
+        seg = (await this.next()) as SegmentOut;
         if (buf.length > 0) await seg.write(buf);
         await seg.end();
         return;
       } catch (e) {
         const err = asTrickleError(e, `publish ${this.url}`);
-        const retryable = err.code === 'trickle_connection' && seg.bytesOnWire === 0 && !this.closedFlag;
+        // No segment (the server could not be asked for its seq) or one that sent no byte: safe to retry.
+        const retryable = err.code === 'trickle_connection' && (seg?.bytesOnWire ?? 0) === 0 && !this.closedFlag;
         if (!retryable) throw err;
         if (attempt >= this.maxRetries) {
           throw new TrickleError(
@@ -267,7 +279,7 @@ export class TricklePublisher {
             { cause: err },
           );
         }
-        this.log.debug({ seq: seg.seq, attempt, err: err.message }, 'publish failed before sending; retrying');
+        this.log.debug({ seq: seg?.seq, attempt, err: err.message }, 'publish failed before sending; retrying');
         await sleep(this.retryDelayMs);
       }
     }
@@ -299,9 +311,15 @@ export class TricklePublisher {
   // ---- used by SegmentOut ----------------------------------------------------------------------
 
   /** A segment failed: re-sync on the next take; a seq that never carried bytes is reused. */
+  segmentDone(): void {
+    this.firstFailed = undefined;
+  }
+
   segmentFailed(conn: PostConn, err: TrickleError): void {
+    this.firstFailed = Math.min(this.firstFailed ?? conn.seq, conn.seq);
     this.log.debug({ seq: conn.seq, err: err.message, bytes: conn.bytesOnWire }, 'segment failed');
     this.needResync = true;
+    if (err.code === 'trickle_connection') this.serverLost = true;
     // A 404 means the server stored nothing (channel gone: deleted, or the server restarted), so that
     // seq is free again like one that never carried bytes; burning it would put the first segment
     // after the outage past the subscribers waiting at the leading edge.
@@ -327,16 +345,40 @@ export class TricklePublisher {
     if (this.closedFlag) throw new TrickleError('trickle_closed', 'publisher closed');
     let conn = this.preconnect;
     this.preconnect = null;
-    if (conn?.settled) this.needResync = true; // the preconnect died (server restart, channel removed …)
+    if (conn?.settled) {
+      // The preconnect died: the server went away (restart) or the channel was removed.
+      this.needResync = true;
+      if (conn.failure()?.code === 'trickle_connection') this.serverLost = true;
+    }
     if (this.needResync) {
       conn?.destroy();
       conn = null;
-      this.needResync = false;
       const serverNext = await this.fetchNext();
-      if (typeof serverNext === 'number') this.seq = serverNext;
-      // Channel gone or server down: ask again on the next take, or a retry that lands once the
-      // channel is re-created would write at our stale seq, past subscribers waiting at its seq 0.
-      else if (serverNext === 'retry') this.needResync = true;
+      // Unreachable: no POST at a guessed seq. A server that comes back in between would take it at
+      // our stale counter on a fresh channel, past subscribers waiting at its seq 0 (the seq would be
+      // lost to them). The caller retries, and this take asks `/next` again.
+      if (serverNext instanceof TrickleError) {
+        this.serverLost = true;
+        throw serverNext;
+      }
+      this.needResync = false;
+      if (typeof serverNext === 'number') {
+        if (this.serverLost && serverNext < this.seq) {
+          // Nothing of what failed survived the restart: start again at the first failed seq (a
+          // segment cut by the crash may have counted as sent, but the new server never saw it).
+          const to = Math.max(serverNext, Math.min(this.seq, this.firstFailed ?? this.seq));
+          this.log.info({ seq: this.seq, server_next: serverNext, to }, 'server restarted with the channel behind us: continuing at our seq');
+          this.seq = to;
+        } else {
+          if (serverNext !== this.seq) this.log.info({ from: this.seq, to: serverNext }, 're-synced seq from server');
+          this.seq = serverNext;
+        }
+      }
+      // The channel does not exist (yet): whoever creates it — the orchestrator, or our POST on an
+      // autocreating server — starts it at 0, so that is where the first segment belongs. A 404 to
+      // this POST re-syncs on the next take.
+      else if (serverNext === 'absent') this.seq = 0;
+      this.serverLost = false;
     }
     if (!conn || conn.seq !== this.seq) {
       conn?.destroy();
@@ -350,22 +392,23 @@ export class TricklePublisher {
     return seg;
   }
 
-  /** The server's nextWrite; 'retry' when the channel or server is missing now; undefined when the server has no `/next`. */
-  private async fetchNext(): Promise<number | 'retry' | undefined> {
+  /**
+   * The server's nextWrite; 'absent' when the channel does not exist (404); a TrickleError
+   * ('trickle_connection') when the server cannot be reached; undefined when the server has no `/next`
+   * (older servers answer 400): then our own counter stands.
+   */
+  private async fetchNext(): Promise<number | 'absent' | TrickleError | undefined> {
+    let r: { status: number; body: string };
     try {
-      const r = await this.transport.simple('GET', joinUrl(this.url, 'next'), 2000);
-      if (r.status === 404) return 'retry';
-      if (r.status !== 200) return undefined;
-      const n = Number(r.body.trim());
-      if (Number.isInteger(n) && n >= 0) {
-        if (n !== this.seq) this.log.info({ from: this.seq, to: n }, 're-synced seq from server');
-        return n;
-      }
-    } catch {
-      // server unreachable: keep our own counter for now, and ask again next time
-      return 'retry';
+      r = await this.transport.simple('GET', joinUrl(this.url, 'next'), 2000);
+    } catch (err) {
+      return asTrickleError(err, `GET ${this.url}/next`);
     }
-    return undefined;
+    if (r.status === 404) return 'absent';
+    if (r.status !== 200) return undefined;
+    const n = Number(r.body.trim());
+    if (!Number.isInteger(n) || n < 0) return undefined;
+    return n;
   }
 
   private politeDelete(seq: number): void {

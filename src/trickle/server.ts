@@ -234,6 +234,21 @@ export class TrickleServer {
     clearTimeout(force);
   }
 
+  /**
+   * Stops at once without answering anyone: every connection is cut, as clients see it when the
+   * process dies (no Lp-Trickle-Closed). For a crash-like stop (fault drills); close() is the clean one.
+   */
+  async terminate(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    this.channels.clear();
+    if (!this.http.listening) return;
+    const done = new Promise<void>((resolve) => this.http.close(() => resolve()));
+    this.http.closeAllConnections();
+    await done;
+  }
+
   // ---- internals -------------------------------------------------------------------------------
 
   private getOrCreate(name: string, mimeType: string, remote: boolean): Channel {

@@ -5,7 +5,14 @@
  * reaches us as soon as the publisher writes it.
  *
  * Reactions: 404 → clean end (no retry); `Lp-Trickle-Closed` → clean end; 470 → jump to
- * `Lp-Trickle-Latest` at once; a 200 without `Lp-Trickle-Seq` is not a segment (not a trickle server:
+ * `Lp-Trickle-Latest` at once — except that a subscriber never jumps back over segments it has read:
+ * a 470 whose Latest is at or below the last seq delivered means the channel is behind us (its
+ * server restarted; the publisher continues at our seq), so the same seq is asked again with backoff;
+ * only if that lasts resetGraceMs does the channel count as reset, and reading resumes at the oldest
+ * segment the server may still hold (Latest − 4, at least 0). Another reset is honoured only after
+ * reading past the last one's Latest or with a lower Latest, so a server that keeps pointing
+ * backwards is backed off and counted as failures, never re-read in a loop; a 200 without
+ * `Lp-Trickle-Seq` is not a segment (not a trickle server:
  * its body is discarded, error 'trickle_not_a_server'); anything else (non-2xx, connection failures) →
  * retry the same seq after retryDelayMs, doubling per consecutive failure up to 8×; more than
  * maxRetries consecutive failures (470s count, as in PyTrickle) → next() throws
@@ -35,6 +42,12 @@ export interface TrickleSubscriberOptions {
   tlsVerify?: boolean;
   /** A GET still waiting for its headers after this long is re-issued; default 20 s, 0 = never. */
   preconnectRefreshMs?: number;
+  /**
+   * How long a channel may stay behind a segment already read (470 with Latest ≤ that seq) before it
+   * counts as reset and is read again from its start; default 10 s (longer than a data writer's
+   * retry backoff, so a restarted server's backlog at our seq arrives first).
+   */
+  resetGraceMs?: number;
   logger?: Logger;
 }
 
@@ -44,6 +57,9 @@ export interface TrickleSegmentIn {
   /** The channel's mime type, as the server sent it. */
   contentType?: string;
 }
+
+/** Segments a trickle server keeps readable behind its nextWrite (go-livepeer's ring of 5). */
+const RETAINED_SEGMENTS = 5;
 
 /** Socket reads (each ≤ 64 KiB) a segment body queues before the socket is paused. */
 const BODY_QUEUE_CHUNKS = 16;
@@ -72,6 +88,14 @@ export class TrickleSubscriber {
   private pending: Pending | null = null;
   private ended = false;
   private failures = 0;
+  /** Seq of the last segment handed out (-1 before the first). */
+  private delivered = -1;
+  /** Latest of the last reset honoured: another needs progress past it, or a lower Latest. */
+  private resetAt: number | undefined;
+  /** When the channel was first seen behind our seq (470 with Latest ≤ delivered), and retries since. */
+  private behindSince: number | undefined;
+  private behindTries = 0;
+  private readonly resetGraceMs: number;
   private chain: Promise<unknown> = Promise.resolve();
   private readonly bodies = new Set<Readable>();
 
@@ -81,6 +105,7 @@ export class TrickleSubscriber {
     this.maxRetries = opts.maxRetries ?? 5;
     this.retryDelayMs = opts.retryDelayMs ?? 300;
     this.refreshMs = opts.preconnectRefreshMs ?? 20_000;
+    this.resetGraceMs = opts.resetGraceMs ?? 10_000;
     this.log = opts.logger ?? childLogger('trickle-subscriber', { url: this.url });
     this.transport = new Transport(this.url, { tlsVerify: opts.tlsVerify ?? false, keepAlive: true });
   }
@@ -129,8 +154,11 @@ export class TrickleSubscriber {
       switch (out.kind) {
         case 'segment': {
           this.failures = 0;
+          this.behindSince = undefined;
+          this.behindTries = 0;
           const requested = this.seq;
           this.seq = out.seq >= 0 ? out.seq + 1 : requested >= 0 ? requested + 1 : requested;
+          if (out.seq >= 0) this.delivered = out.seq;
           this.pending = this.connect(this.seq);
           return { seq: out.seq, body: this.wrapBody(out.res, out.seq), contentType: header(out.res, 'content-type') };
         }
@@ -139,11 +167,36 @@ export class TrickleSubscriber {
           this.ended = true;
           this.transport.destroy();
           return null;
-        case 'missing':
-          this.log.debug({ seq: this.seq, latest: out.latest }, '470: jumping to latest');
-          this.seq = out.latest;
-          this.countFailure(new TrickleError('trickle_http_error', `seq not available (470), latest ${out.latest}`, { status: 470 }));
+        case 'missing': {
+          const err = new TrickleError('trickle_http_error', `seq not available (470), latest ${out.latest}`, { status: 470 });
+          if (this.delivered < 0 || out.latest < 0 || out.latest > this.delivered) {
+            // Too old (we fell behind) or not there yet before our first segment: as the protocol says.
+            this.behindSince = undefined;
+            this.log.debug({ seq: this.seq, latest: out.latest }, '470: jumping to latest');
+            this.seq = out.latest;
+          } else {
+            // The channel is behind a segment we already read. Its server restarted (our publisher
+            // then continues at our seq: wait for it) or it was reset and refilled from 0 by someone
+            // else (then, after resetGraceMs, read it from the oldest segment it may still hold).
+            // Never jump straight back onto segments we have read.
+            const now = Date.now();
+            this.behindSince ??= now;
+            const reset = now - this.behindSince >= this.resetGraceMs && (this.resetAt === undefined || this.delivered > this.resetAt || out.latest < this.resetAt);
+            if (!reset) {
+              if (now - this.behindSince >= this.resetGraceMs) this.countFailure(err); // after a reset already honoured: counted
+              await sleep(this.retryDelayMs * 2 ** Math.min(this.behindTries++, 3), this.stop.signal);
+              continue;
+            }
+            const to = Math.max(0, out.latest - (RETAINED_SEGMENTS - 1));
+            this.log.info({ seq: this.seq, latest: out.latest, to }, 'channel was reset: reading it from its oldest retained segment');
+            this.resetAt = out.latest;
+            this.behindSince = undefined;
+            this.behindTries = 0;
+            this.seq = to;
+          }
+          this.countFailure(err);
           continue;
+        }
         case 'error': {
           this.log.debug({ seq: this.seq, err: out.err.message }, 'subscribe attempt failed');
           const backoff = this.retryDelayMs * 2 ** Math.min(this.failures, 3);

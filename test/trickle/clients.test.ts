@@ -268,11 +268,12 @@ test('server gone mid-segment: the publisher write/end rejects, then resumes wit
 
   const second = await startTrickleServer({ port });
   second.createChannel('ch', 'text/plain');
-  const sub = new TrickleSubscriber({ url: second.channelUrl('ch'), start: -1 });
-  const got = sub.next();
   await pub.publish('back');
-  const s = await got;
-  assert.equal(s?.seq, 0, 're-synced to the new channel via GET /next');
+  // The server restarted (the channel is new, nextWrite 0): the publisher continues at seq 2, the
+  // segment the crash cut, where readers that rode through the outage wait — not at 0, not past 2.
+  const sub = new TrickleSubscriber({ url: second.channelUrl('ch'), start: 2 });
+  const s = await sub.next();
+  assert.equal(s?.seq, 2);
   assert.equal(await readAll(s!.body), 'back');
   await pub.close();
   await sub.close();
@@ -397,26 +398,98 @@ test('a new publisher on a used channel continues at its nextWrite, so a subscri
   assert.equal(await readAll(seg.body), 'from the second stream\n');
 });
 
-test('publishes that fail while the server refuses connections do not consume seqs: the next segment after the outage is the one that was due', async (t) => {
+test('after its server restarts, a publisher continues at the seq that was due (not past seqs burnt during the outage) and a subscriber that rode through the outage gets the backlog exactly once', async (t) => {
   const first = await startTrickleServer();
   const port = first.port;
   first.createChannel('data', 'application/jsonl');
   const pub = new TricklePublisher({ url: first.channelUrl('data'), mimeType: 'application/jsonl', retryDelayMs: 5, maxRetries: 1 });
   t.after(() => pub.close());
+  const sub = new TrickleSubscriber({ url: first.channelUrl('data'), start: 0, retryDelayMs: 10, maxRetries: 1000 });
+  t.after(() => sub.close());
+  const got: string[] = [];
+  const reading = (async () => {
+    for await (const seg of sub) {
+      got.push(`${seg.seq}:${await readAll(seg.body)}`);
+      if (got.length === 3) return;
+    }
+  })();
   await pub.publish('0\n');
   await pub.publish('1\n');
-  await first.close();
+  await until(() => got.length === 2);
+  await first.terminate(); // as a killed process: connections cut, nothing answered
   for (let i = 0; i < 4; i++) {
-    // The preconnected POST learns of the shutdown first (not found); later attempts are refused.
+    // The preconnected POST learns of the shutdown first; later attempts are refused.
     await assert.rejects(pub.publish(`lost ${i}\n`), (e: TrickleError) =>
       i === 0 ? e instanceof TrickleError : e.code === 'trickle_retries_exhausted');
   }
-  // A fresh server process on the same port that autocreates the channel on the first POST: the
-  // backlog must land at seq 2 where subscribers wait, not at 2 + the number of refused attempts.
-  const back = await startTrickleServer({ port, autocreate: true });
+  // A fresh server process on the same port, the channel re-created empty (nextWrite 0). The reader
+  // asks for seq 2, is told the channel is behind it, and waits there instead of jumping back.
+  const back = await startTrickleServer({ port });
   t.after(() => back.close());
+  back.createChannel('data', 'application/jsonl');
+  await sleep(100);
   await pub.publish('2\n');
   const r = await rawRequest('GET', `${back.channelUrl('data')}/2`);
   assert.equal(r.status, 200, `seq 2 holds the first record after the outage (server nextWrite ${back.nextWriteOf('data')})`);
   assert.equal(r.body, '2\n');
+  await reading;
+  assert.deepEqual(got, ['0:0\n', '1:1\n', '2:2\n']);
+});
+
+test('a channel reset and refilled from 0 by another publisher is read again from its start once resetGraceMs has passed', async (t) => {
+  const srv = await startTrickleServer();
+  t.after(() => srv.close());
+  srv.createChannel('data', 'application/jsonl');
+  const pub = new TricklePublisher({ url: srv.channelUrl('data'), mimeType: 'application/jsonl' });
+  for (const line of ['a\n', 'b\n', 'c\n']) await pub.publish(line);
+  await pub.close();
+  const sub = new TrickleSubscriber({ url: srv.channelUrl('data'), start: 0, retryDelayMs: 10, resetGraceMs: 200 });
+  t.after(() => sub.close());
+  for (let i = 0; i < 3; i++) await readAll((await sub.next())!.body);
+  srv.deleteChannel('data');
+  srv.createChannel('data', 'application/jsonl');
+  // The subscriber (at seq 3) has not yet asked again; the new channel gets a segment at 0.
+  const other = new TricklePublisher({ url: srv.channelUrl('data'), mimeType: 'application/jsonl' });
+  t.after(() => other.close());
+  await other.publish('new 0\n');
+  const seg = await sub.next();
+  assert.equal(seg?.seq, 0);
+  assert.equal(await readAll(seg!.body), 'new 0\n');
+});
+
+test('a subscriber never loops over segments it has read: a server that keeps answering 470 with an old Latest is backed off and given up on, not re-read', async () => {
+  let gets0 = 0;
+  const fake = new FaultyServer((req, res) => {
+    const seq = Number(req.url?.split('/').pop());
+    if (seq === 0) {
+      gets0 += 1;
+      res.writeHead(200, { 'Lp-Trickle-Seq': '0', 'Content-Type': 'application/json' });
+      res.end('{"n":0}');
+      return;
+    }
+    res.writeHead(470, { 'Lp-Trickle-Latest': '0', 'Lp-Trickle-Seq': String(seq) });
+    res.end('Entry not found');
+  });
+  const base = await fake.listen();
+  const sub = new TrickleSubscriber({ url: `${base}/data`, start: 0, retryDelayMs: 1, maxRetries: 4, preconnectRefreshMs: 0, resetGraceMs: 20 });
+  try {
+    const delivered: number[] = [];
+    await assert.rejects(
+      (async () => {
+        for (;;) {
+          const seg = await sub.next();
+          if (!seg) return;
+          await readAll(seg.body);
+          delivered.push(seg.seq);
+        }
+      })(),
+      (e: TrickleError) => e.code === 'trickle_retries_exhausted',
+    );
+    // Seg 0 once, then one re-read as a possible reset; never a loop (the old behaviour re-read seq 0 as fast as the server answered).
+    assert.deepEqual(delivered, [0, 0]);
+    assert.equal(gets0, 2);
+  } finally {
+    await sub.close();
+    await fake.close();
+  }
 });
