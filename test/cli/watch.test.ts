@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { launchBrowser } from '../helpers/browser.js';
 import { waitFor } from '../helpers/wait.js';
+import { watchChannels } from '../../src/cli/watch.js';
 
 interface PageState {
   currentTime: number;
@@ -96,5 +97,18 @@ describe('watch (live viewer)', () => {
     await page.screenshot({ path: shot });
     assert.ok((await stat(shot)).size > 10_000, 'screenshot written');
     if (process.env.VIEWER_SCREENSHOT) await copyFile(shot, process.env.VIEWER_SCREENSHOT);
+  });
+});
+
+describe('watch channel naming', () => {
+  it('names <stream>-out/-data/-events under the trickle base URL, or takes each URL as given', () => {
+    assert.deepEqual(watchChannels({ trickle: 'https://orch:8935/ai/trickle/', stream: 'abc' }), {
+      output: 'https://orch:8935/ai/trickle/abc-out',
+      data: 'https://orch:8935/ai/trickle/abc-data',
+      events: 'https://orch:8935/ai/trickle/abc-events',
+    });
+    assert.deepEqual(watchChannels({ dataUrl: 'http://h/d' }), { output: undefined, data: 'http://h/d', events: undefined });
+    assert.throws(() => watchChannels({}), /--trickle <base-url> --stream <name>/);
+    assert.throws(() => watchChannels({ trickle: 'http://h/' }), /go together/);
   });
 });
