@@ -2,7 +2,7 @@
  * The live viewer end to end, in a real headless browser (Debian's Chromium via playwright-core):
  * during `demo --tiny --watch` the page plays the output channel (the video's currentTime advances
  * through MSE + mux.js), shows generation records in cycle order as they arrive over SSE, plots
- * them in the latency chart, and a screenshot of it is written under the test's temp dir (and to
+ * them in the latency chart, takes a new prompt from its prompt box, and a screenshot of it is written under the test's temp dir (and to
  * $VIEWER_SCREENSHOT when set: `npm run screenshot:viewer` makes the README's docs/viewer.png).
  * The page bundle is built first, as `prepare` builds it.
  */
@@ -91,8 +91,17 @@ describe('watch (live viewer)', () => {
     const text = await page.locator('#records li[data-type="generation"] .text').first().textContent();
     assert.match(text ?? '', /random-weight test model/);
     assert.match((await page.locator('#prompt').textContent()) ?? '', /Describe what you see and hear/);
+
+    // The prompt box posts /stream/params to the demo's runner; the new prompt comes back as in force.
+    await page.fill('#prompt-input', 'Name the colours you see.');
+    await page.click('#prompt-form button');
+    await waitFor('the new prompt in force', async () => ((await page.locator('#prompt').textContent()) ?? '').includes('Name the colours'), 15_000, 200).catch(
+      async (err: Error) => assert.fail(`${err.message}\n${await why()}; prompt box said: ${await page.locator('#prompt-result').textContent()}`),
+    );
     assert.deepEqual(pageErrors, []);
 
+    // For the README's picture, a few more cycles fill the list and the chart.
+    if (process.env.VIEWER_SCREENSHOT) await waitFor('more records', async () => (await state()).points >= 6, 40_000, 200);
     const shot = join(dir, 'viewer.png');
     await page.screenshot({ path: shot });
     assert.ok((await stat(shot)).size > 10_000, 'screenshot written');
