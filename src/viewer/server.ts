@@ -13,7 +13,8 @@
  *   `X-Trickle-Seq` (the seq served) and `X-Trickle-Skipped` (segments passed over because trickle no
  *   longer had them). 404 when there is no such channel (yet).
  * - `POST /params` (only with a runner URL): the JSON body is forwarded to `<runner>/stream/params`,
- *   with `Authorization: Bearer <token>` when a token is set (the token never reaches the page).
+ *   with `Authorization: Bearer <token>` when a token is set (the token never reaches the page);
+ *   only as application/json and, when the request names an Origin, only from this server's own.
  *
  * Bounds: a slow SSE client queues at most CLIENT_QUEUE_BYTES, past which messages are dropped for it
  * and counted (it is told in a `viewer` event); at most MAX_SSE_CLIENTS and MAX_VIDEO_REQUESTS at once
@@ -313,6 +314,18 @@ export class ViewerServer {
     const runner = this.opts.runnerUrl;
     if (!runner) {
       sendJson(res, 404, { error: { message: 'no runner URL given to the viewer (--runner)' } });
+      return;
+    }
+    // Only the page itself may change the prompt: another site's page in the same browser can POST
+    // here too, but not with a JSON content type (that needs a CORS preflight, never answered here),
+    // and its Origin would not be this server's.
+    const origin = req.headers.origin;
+    if (origin !== undefined && origin !== `http://${req.headers.host ?? ''}`) {
+      sendJson(res, 403, { error: { message: 'prompt updates come only from the viewer page itself' } });
+      return;
+    }
+    if (!/^application\/json\b/i.test(req.headers['content-type'] ?? '')) {
+      sendJson(res, 415, { error: { message: 'send the parameters as application/json' } });
       return;
     }
     const body = await readBody(req, MAX_BODY_BYTES);

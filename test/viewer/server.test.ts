@@ -171,6 +171,16 @@ describe('viewer server', () => {
     const r = await fetch(`${viewer.url}params`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"prompt":"What colour?"}' });
     assert.equal(r.status, 200);
     assert.deepEqual(got, [{ url: '/stream/params', auth: 'Bearer sekrit', body: '{"prompt":"What colour?"}' }]);
+    // Another site's page cannot drive it: a form post (not JSON) or a foreign Origin is refused.
+    const form = await fetch(`${viewer.url}params`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: '{"prompt":"x"}' });
+    assert.equal(form.status, 415);
+    const foreign = await fetch(`${viewer.url}params`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', origin: 'http://evil.example' },
+      body: '{"prompt":"x"}',
+    });
+    assert.equal(foreign.status, 403);
+    assert.equal(got.length, 1);
   });
 
   it('refuses to start, saying how to build it, when the page was never built', async () => {
