@@ -19,7 +19,8 @@
  * Bounds: a slow SSE client queues at most CLIENT_QUEUE_BYTES, past which messages are dropped for it
  * and counted (it is told in a `viewer` event); at most MAX_SSE_CLIENTS and MAX_VIDEO_REQUESTS at once
  * (503 past them); a video segment streams through with backpressure (never held whole); request
- * bodies are capped at MAX_BODY_BYTES. Listens on 127.0.0.1 unless told otherwise.
+ * bodies are capped at MAX_BODY_BYTES. Listens on 127.0.0.1 unless told otherwise, and then answers
+ * only requests addressed to a loopback name (421 otherwise: DNS rebinding).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -233,6 +234,12 @@ export class ViewerServer {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = new URL(req.url ?? '/', 'http://viewer').pathname;
+    // Bound to loopback, the page is reached by a loopback name: another Host is a DNS-rebinding
+    // page trying to read the stream through the user's browser.
+    if (LOOPBACK.has(this.opts.host ?? '127.0.0.1') && !LOOPBACK.has(hostName(req.headers.host))) {
+      sendJson(res, 421, { error: { message: 'the viewer answers only to 127.0.0.1 / localhost' } });
+      return;
+    }
     const asset = ASSETS[path];
     if (req.method === 'GET' && asset) {
       res.writeHead(200, { 'content-type': MIME[asset]!, 'cache-control': 'no-cache' });
@@ -349,6 +356,15 @@ export class ViewerServer {
       sendJson(res, 502, { error: { message: `runner unreachable: ${errorMessage(err)}` } });
     }
   }
+}
+
+const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1', '[::1]']);
+
+/** The host name of a Host header, without its port. */
+function hostName(host: string | undefined): string {
+  if (!host) return '';
+  if (host.startsWith('[')) return host.slice(0, host.indexOf(']') + 1);
+  return host.replace(/:\d+$/, '').toLowerCase();
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {

@@ -183,6 +183,21 @@ describe('viewer server', () => {
     assert.equal(got.length, 1);
   });
 
+  it('on loopback, answers only requests addressed to a loopback name (DNS rebinding)', async (t) => {
+    const { viewer } = await setup(t);
+    const port = new URL(viewer.url).port;
+    const status = (host: string) =>
+      new Promise<number>((resolve, reject) => {
+        http.get({ host: '127.0.0.1', port, path: '/config', headers: { host } }, (r) => {
+          r.resume();
+          resolve(r.statusCode ?? 0);
+        }).on('error', reject);
+      });
+    assert.equal(await status(`127.0.0.1:${port}`), 200);
+    assert.equal(await status(`localhost:${port}`), 200);
+    assert.equal(await status(`evil.example:${port}`), 421);
+  });
+
   it('refuses to start, saying how to build it, when the page was never built', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'viewer-empty-'));
     try {
