@@ -1,7 +1,8 @@
 /**
  * Packaging promises: every package the code imports is declared in package.json (runtime code in
  * `dependencies`, so `npm install --omit=dev` still runs it; bench/, scripts/, test/ and viewer/ (the
- * page, bundled at build) may also use `devDependencies`), and the project's npm config does not make npm warn on every command.
+ * page, bundled at build) may also use `devDependencies`), and the project's npm config does not make
+ * npm warn on every command.
  * A package that arrives only as a dependency of a dependency can vanish on any upgrade of its parent.
  */
 import { describe, it } from 'node:test';
