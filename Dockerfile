@@ -7,6 +7,9 @@ WORKDIR /app
 COPY package.json package-lock.json .npmrc tsconfig.json ./
 COPY bin ./bin
 COPY src ./src
+# The live viewer's browser side, bundled into dist/viewer-page/ by `prepare`.
+COPY viewer ./viewer
+COPY scripts/build-viewer.mjs ./scripts/build-viewer.mjs
 # The CPU build of onnxruntime-node ships in the npm package; skip its CUDA download (nuget.org).
 # A GPU image must fetch the CUDA provider instead: see the README ("In-process backend on a GPU").
 ENV ONNXRUNTIME_NODE_INSTALL=skip

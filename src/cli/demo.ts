@@ -30,6 +30,7 @@ import { startRunnerServer } from '../server/index.js';
 import { publishFile } from '../trickle/file-publisher.js';
 import { TrickleServer } from '../trickle/server.js';
 import { TrickleSubscriber } from '../trickle/subscriber.js';
+import { startViewer } from '../viewer/server.js';
 import { addBackendOptions, backendFromOptions, type ServeOptions } from './serve.js';
 
 export interface DemoOptions extends ServeOptions {
@@ -42,6 +43,9 @@ export interface DemoOptions extends ServeOptions {
   maxFrames?: string;
   port?: string;
   tinyDir?: string;
+  /** Also serve the live viewer page (src/viewer/) for the demo's stream; `viewer: <url>` goes to stderr. */
+  watch?: boolean;
+  watchPort?: string;
 }
 
 export interface DemoSummary {
@@ -171,6 +175,19 @@ export async function runDemo(o: DemoOptions, out: NodeJS.WritableStream, signal
     throw err;
   });
   process.stderr.write(`runner: ${server.url}  trickle: ${trickle.url}  backend: ${backend.kind} ${backend.modelId}\n`);
+  const viewer = o.watch
+    ? await startViewer({
+        channels: { output: trickle.channelUrl(channels.out), data: trickle.channelUrl(channels.data), events: trickle.channelUrl(channels.events) },
+        streamName: id,
+        runnerUrl: server.url,
+        port: Number(o.watchPort ?? 0),
+      }).catch(async (err: unknown) => {
+        await server.close();
+        await trickle.close();
+        throw err;
+      })
+    : undefined;
+  if (viewer) process.stderr.write(`viewer: ${viewer.url}\n`);
 
   const stopAll = new AbortController();
   const onAbort = () => stopAll.abort();
@@ -263,6 +280,7 @@ export async function runDemo(o: DemoOptions, out: NodeJS.WritableStream, signal
     if (timer) clearTimeout(timer);
     signal.removeEventListener('abort', onAbort);
     stopAll.abort();
+    await viewer?.close();
     await server.close();
     await trickle.close();
     if (mediaDir) {
@@ -360,7 +378,9 @@ export function registerDemoCommand(program: Command): void {
     .option('--prompt <text>', 'prompt for the stream')
     .option('--every <s>', 'generate_every_s', '4')
     .option('--max-frames <n>', 'max_frames', '4')
-    .option('--port <port>', 'control API port (default: ephemeral)', '0');
+    .option('--port <port>', 'control API port (default: ephemeral)', '0')
+    .option('--watch', 'also serve the live viewer page (video + records + latency chart) and print its URL')
+    .option('--watch-port <port>', 'viewer port with --watch (default: ephemeral)', '0');
   addBackendOptions(cmd).action(async (o: DemoOptions) => {
     // Signals first, before any child or temp file exists, so no phase runs unhandled.
     const ac = new AbortController();

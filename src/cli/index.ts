@@ -7,6 +7,7 @@ import { registerServeCommand } from './serve.js';
 import { registerTrickleCommands } from './trickle.js';
 import { registerModelCommands } from './model.js';
 import { registerDemoCommand } from './demo.js';
+import { registerWatchCommand } from './watch.js';
 import { VERSION } from '../version.js';
 
 export async function main(argv: string[]): Promise<void> {
@@ -17,5 +18,6 @@ export async function main(argv: string[]): Promise<void> {
   registerTrickleCommands(program);
   registerModelCommands(program);
   registerDemoCommand(program);
+  registerWatchCommand(program);
   await program.parseAsync(argv);
 }
