@@ -8,6 +8,7 @@
  * - trickle_closed             the client itself was closed
  * - trickle_aborted            the segment was abandoned by the caller
  * - trickle_not_a_server       a 200 without trickle headers: a plain HTTP server, never a segment
+ * - trickle_bad_url            a channel URL the clients refuse (not http/https, query, fragment, credentials)
  */
 import { AppError } from '../errors.js';
 
@@ -19,7 +20,8 @@ export type TrickleErrorCode =
   | 'trickle_connection'
   | 'trickle_closed'
   | 'trickle_aborted'
-  | 'trickle_not_a_server';
+  | 'trickle_not_a_server'
+  | 'trickle_bad_url';
 
 export class TrickleError extends AppError {
   declare readonly code: TrickleErrorCode;

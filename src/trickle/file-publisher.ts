@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { childLogger, type Logger } from '../log.js';
-import { TricklePublisher } from './publisher.js';
+import { TricklePublisher, type TrickleSegmentOut } from './publisher.js';
 
 export interface FilePublishOptions {
   file: string;
@@ -24,6 +24,8 @@ export interface FilePublishOptions {
   maxBacklog?: number;
   signal?: AbortSignal;
   logger?: Logger;
+  /** Called after each segment (published or failed), for progress output. */
+  onSegment?: (progress: { seq: number; ok: boolean; bytes: number } & FilePublishStats) => void;
 }
 
 export interface FilePublishStats {
@@ -86,16 +88,33 @@ export async function publishFile(opts: FilePublishOptions): Promise<FilePublish
         wake = undefined;
         continue;
       }
-      const seg = await pub.next();
+      let seg: TrickleSegmentOut;
       try {
-        for await (const chunk of createReadStream(file, { highWaterMark: 64 * 1024 })) await seg.write(chunk as Buffer);
+        seg = await pub.next();
+      } catch (err) {
+        // The server cannot be reached right now: this segment is lost to a live stream (counted),
+        // the next one asks again.
+        stats.failed += 1;
+        log.warn({ err: (err as Error).message }, 'segment failed: server unreachable');
+        opts.onSegment?.({ seq: pub.nextSeq, ok: false, bytes: 0, ...stats });
+        await unlink(file).catch(() => undefined);
+        continue;
+      }
+      let bytes = 0;
+      try {
+        for await (const chunk of createReadStream(file, { highWaterMark: 64 * 1024 })) {
+          bytes += (chunk as Buffer).length;
+          await seg.write(chunk as Buffer);
+        }
         await seg.end();
         stats.published += 1;
         log.debug({ seq: seg.seq, file }, 'segment published');
+        opts.onSegment?.({ seq: seg.seq, ok: true, bytes, ...stats });
       } catch (err) {
         stats.failed += 1;
         log.warn({ seq: seg.seq, err: (err as Error).message }, 'segment failed');
         await seg.abort('publish failed');
+        opts.onSegment?.({ seq: seg.seq, ok: false, bytes, ...stats });
       }
       await unlink(file).catch(() => undefined);
     }

@@ -103,6 +103,32 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 }
 
 /** Joins a channel URL and a path element without doubling slashes. */
+/**
+ * A channel URL the clients will use, without trailing slashes. Refused (trickle_bad_url): anything
+ * but http/https, and a query, fragment or credentials — `/<seq>` is appended to the path, so a
+ * `?x=` or `#` would keep it off the real path and turn the client into a fetcher of arbitrary URLs.
+ */
+export function channelUrl(raw: string): string {
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    throw new TrickleError('trickle_bad_url', `not a URL: ${JSON.stringify(raw)}`);
+  }
+  const bad =
+    u.protocol !== 'http:' && u.protocol !== 'https:'
+      ? `scheme ${u.protocol} (http or https only)`
+      : u.search !== '' || raw.includes('?')
+        ? 'a query string'
+        : u.hash !== '' || raw.includes('#')
+          ? 'a fragment'
+          : u.username !== '' || u.password !== ''
+            ? 'credentials'
+            : undefined;
+  if (bad) throw new TrickleError('trickle_bad_url', `channel URL ${JSON.stringify(raw)} has ${bad}: refused`);
+  return raw.replace(/\/+$/, '');
+}
+
 export function joinUrl(base: string, part: string): string {
   return `${base.replace(/\/+$/, '')}/${part}`;
 }

@@ -1,5 +1,6 @@
 /**
- * Trickle publisher (spec §2.6.2). Exactly one active segment plus one preconnected next: `next()`
+ * Trickle publisher (spec §2.6.2). The constructor refuses a channel URL with a query, fragment or
+ * credentials (TrickleError trickle_bad_url). Exactly one active segment plus one preconnected next: `next()`
  * hands out the already-open `POST {url}/{N}` and opens `POST {url}/{N+1}` at once, so the server has
  * the request (and sends its interim 100 keepalives) before the first byte exists. Bytes are streamed
  * as a chunked body while they are written; nothing is buffered per segment beyond the socket.
@@ -29,7 +30,7 @@
 import type http from 'node:http';
 import { childLogger, type Logger } from '../log.js';
 import { TrickleError, asTrickleError } from './errors.js';
-import { Transport, header, httpStatusError, joinUrl, sleep, within } from './http.js';
+import { Transport, channelUrl, header, httpStatusError, joinUrl, sleep, within } from './http.js';
 
 export interface TricklePublisherOptions {
   url: string;
@@ -233,7 +234,7 @@ export class TricklePublisher {
   private chain: Promise<unknown> = Promise.resolve();
 
   constructor(opts: TricklePublisherOptions) {
-    this.url = opts.url.replace(/\/+$/, '');
+    this.url = channelUrl(opts.url);
     this.mimeType = opts.mimeType;
     this.deleteOnClose = opts.deleteOnClose ?? false;
     this.maxRetries = opts.maxRetries ?? 5;

@@ -1,5 +1,6 @@
 /**
- * Trickle subscriber (spec §2.6.1). `next()` resolves with a segment the moment its response headers
+ * Trickle subscriber (spec §2.6.1). The constructor refuses a channel URL with a query, fragment or
+ * credentials (TrickleError trickle_bad_url). `next()` resolves with a segment the moment its response headers
  * arrive; the body is a live Readable (no buffering of whole segments). Right after each 200 the GET
  * for the following seq is opened in the background (preconnect), so the next segment's first byte
  * reaches us as soon as the publisher writes it.
@@ -28,7 +29,7 @@ import type http from 'node:http';
 import { Readable } from 'node:stream';
 import { childLogger, type Logger } from '../log.js';
 import { TrickleError, asTrickleError } from './errors.js';
-import { Transport, header, httpStatusError, intHeader, joinUrl, readCapped, sleep } from './http.js';
+import { Transport, channelUrl, header, httpStatusError, intHeader, joinUrl, readCapped, sleep } from './http.js';
 
 export interface TrickleSubscriberOptions {
   url: string;
@@ -100,7 +101,7 @@ export class TrickleSubscriber {
   private readonly bodies = new Set<Readable>();
 
   constructor(opts: TrickleSubscriberOptions) {
-    this.url = opts.url.replace(/\/+$/, '');
+    this.url = channelUrl(opts.url);
     this.seq = opts.start ?? -2;
     this.maxRetries = opts.maxRetries ?? 5;
     this.retryDelayMs = opts.retryDelayMs ?? 300;

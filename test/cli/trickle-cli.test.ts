@@ -9,11 +9,13 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdtemp, readdir, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { writeFile } from 'node:fs/promises';
 import { TricklePublisher } from '../../src/trickle/publisher.js';
+import { makeTestSegments } from '../helpers/media.js';
 import { waitFor } from '../helpers/wait.js';
 
-function cli(args: string[]): { child: ChildProcessWithoutNullStreams; out: () => string; err: () => string; exited: Promise<number | null> } {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/cli-dev.ts', ...args], { env: { ...process.env, LOG_LEVEL: 'silent' } });
+function cli(args: string[], env: Record<string, string> = {}): { child: ChildProcessWithoutNullStreams; out: () => string; err: () => string; exited: Promise<number | null> } {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/cli-dev.ts', ...args], { env: { ...process.env, LOG_LEVEL: 'silent', ...env } });
   let out = '';
   let err = '';
   child.stdout.on('data', (c: Buffer) => (out += c.toString()));
@@ -54,6 +56,63 @@ describe('trickle CLI', () => {
       await events.close();
     } finally {
       sub?.child.kill('SIGKILL');
+      server.child.kill('SIGTERM');
+      await server.exited;
+    }
+  });
+
+  it('subscribe keeps stdout for records (debug logs go to stderr), waits for a channel that appears late, and says end of stream on stderr', { timeout: 60_000 }, async () => {
+    const server = cli(['trickle-server', '--port', '0', '--host', '127.0.0.1', '--autocreate']);
+    let sub: ReturnType<typeof cli> | undefined;
+    try {
+      const base = (await waitFor('the server URL', () => /trickle server on (\S+)/.exec(server.err())?.[1], 30_000)).replace(/\/$/, '');
+      sub = cli(['subscribe', `${base}/late`, '--start', '0', '--wait-s', '20'], { LOG_LEVEL: 'debug', LOG_FORMAT: 'json' });
+      await new Promise((r) => setTimeout(r, 1500)); // the channel does not exist yet
+      const pub = new TricklePublisher({ url: `${base}/late`, mimeType: 'application/jsonl' });
+      await pub.publish('{"type":"generation","text":"late"}\n');
+      await waitFor('the record', () => sub!.out().includes('late'), 20_000);
+      await fetch(`${base}/late`, { method: 'DELETE' });
+      assert.equal(await sub.exited, 0, sub.err());
+      assert.deepEqual(sub.out().trim().split('\n').map((l) => JSON.parse(l) as unknown), [{ type: 'generation', text: 'late' }], 'stdout holds the record and nothing else');
+      assert.match(sub.err(), /"level":20/, 'debug logs went to stderr');
+      assert.match(sub.err(), /end of stream \(1 segments\)/);
+      await pub.close();
+    } finally {
+      sub?.child.kill('SIGKILL');
+      server.child.kill('SIGTERM');
+      await server.exited;
+    }
+  });
+
+  it('subscribe fails with exit code 1 and says so when the channel never appears within --wait-s', { timeout: 30_000 }, async () => {
+    const server = cli(['trickle-server', '--port', '0', '--host', '127.0.0.1']);
+    try {
+      const base = (await waitFor('the server URL', () => /trickle server on (\S+)/.exec(server.err())?.[1], 30_000)).replace(/\/$/, '');
+      const sub = cli(['subscribe', `${base}/nope`, '--wait-s', '1']);
+      assert.equal(await sub.exited, 1);
+      assert.equal(sub.out(), '');
+      assert.match(sub.err(), /nope: the channel does not exist \(404\) after waiting 1 s/);
+    } finally {
+      server.child.kill('SIGTERM');
+      await server.exited;
+    }
+  });
+
+  it('trickle-server --channel creates channels at start; publish prints a progress line per segment', { timeout: 60_000 }, async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'publish-cli-'));
+    const file = join(dir, 'clip.ts');
+    await writeFile(file, Buffer.concat(await makeTestSegments({ durationS: 2, fps: 10, width: 160, height: 120, gopS: 1, audio: null })));
+    const server = cli(['trickle-server', '--port', '0', '--host', '127.0.0.1', '--channel', 'in:video/MP2T']);
+    try {
+      const base = (await waitFor('the server URL', () => /trickle server on (\S+)/.exec(server.err())?.[1], 30_000)).replace(/\/$/, '');
+      const next = await fetch(`${base}/in/next`);
+      assert.equal(next.status, 200, 'the channel exists before any POST (no --autocreate)');
+      const pub = cli(['publish', file, '--url', `${base}/in`, '--segment-s', '1']);
+      assert.equal(await pub.exited, 0, pub.err());
+      assert.match(pub.err(), /^segment 0 published \(\d+ KiB; 1 published, 0 failed, 0 dropped\)$/m);
+      assert.match(pub.err(), /^published 2 segments \(0 failed, 0 dropped\)$/m);
+      assert.equal(pub.out(), '');
+    } finally {
       server.child.kill('SIGTERM');
       await server.exited;
     }

@@ -358,8 +358,13 @@ test('a plain HTTP server answering 200 without trickle headers is never read as
     res.end(SECRET);
   });
   const base = await internal.listen();
-  for (const url of [`${base}/latest/meta-data`, `${base}/latest/meta-data#`, `${base}/latest/meta-data?x=`]) {
-    const before = internal.requests.length;
+  // The URL tricks that keep `/<seq>` off the real path are refused before any request.
+  for (const url of [`${base}/latest/meta-data#`, `${base}/latest/meta-data?x=`]) {
+    assert.throws(() => new TrickleSubscriber({ url }), (e: TrickleError) => e.code === 'trickle_bad_url', url);
+  }
+  assert.equal(internal.requests.length, 0);
+  for (const url of [`${base}/latest/meta-data`, `${base}/latest`]) {
+    const before: number = internal.requests.length;
     const sub = new TrickleSubscriber({ url, start: 0, retryDelayMs: 5, maxRetries: 3 });
     const yielded: string[] = [];
     await assert.rejects(
@@ -492,4 +497,15 @@ test('a subscriber never loops over segments it has read: a server that keeps an
     await sub.close();
     await fake.close();
   }
+});
+
+test('the clients refuse a channel URL with a query, a fragment, credentials or a non-HTTP scheme (trickle_bad_url), before any request', () => {
+  for (const url of ['http://127.0.0.1:1/ch?x=', 'http://127.0.0.1:1/ch?', 'http://127.0.0.1:1/ch#', 'http://127.0.0.1:1/ch#frag', 'http://user:pw@127.0.0.1:1/ch', 'file:///etc/passwd', 'not a url']) {
+    for (const make of [() => new TrickleSubscriber({ url }), () => new TricklePublisher({ url, mimeType: 'text/plain' })]) {
+      assert.throws(make, (e: TrickleError) => e instanceof TrickleError && e.code === 'trickle_bad_url', url);
+    }
+  }
+  // Plain channel URLs (trailing slashes trimmed) are fine.
+  const sub = new TrickleSubscriber({ url: 'https://orch.example:8935/ai/trickle/abc-data/' });
+  void sub.close();
 });
