@@ -327,7 +327,9 @@ export class PipelineSession implements StreamSession {
 
       let output: TricklePublisher | undefined;
       if (c.publishUrl) {
-        output = new TricklePublisher({ url: c.publishUrl, mimeType: 'video/MP2T', logger: this.log.child({ channel: 'output' }) });
+        // deleteOnClose: at the stream's end the output channel is deleted, which output readers get as
+        // end of stream (Lp-Trickle-Closed), as go-livepeer's and ai-runner's publishers do on Close().
+        output = new TricklePublisher({ url: c.publishUrl, mimeType: 'video/MP2T', deleteOnClose: true, logger: this.log.child({ channel: 'output' }) });
       }
       const relay = new MediaRelay({
         subscriber: new TrickleSubscriber({ url: c.subscribeUrl, logger: this.log.child({ channel: 'input' }) }),

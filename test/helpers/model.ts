@@ -69,6 +69,12 @@ export interface FakeEngineOptions {
    * in it gets a 500 and the engine is dead from then on (every later request: 500 EngineDeadError).
    */
   audioBatchBug?: { windowMs: number };
+  /**
+   * Bodies kept for assertions: older requests stay in `requests` without their body. Default: all.
+   * Long runs set a small number — a body carries the frames and 30 s of padded audio (~1.5 MB), so
+   * keeping every one grows the test process by that much per cycle (not the runner).
+   */
+  keepBodies?: number;
 }
 
 export interface FakeEngine {
@@ -173,6 +179,10 @@ export async function startFakeEngine(opts: FakeEngineOptions = {}): Promise<Fak
     }
     const path = (req.url ?? '/').split('?')[0]!;
     requests.push({ method: req.method ?? 'GET', path, headers: req.headers, body });
+    if (opts.keepBodies !== undefined && body !== undefined) {
+      const withBody = requests.filter((r) => r.body !== undefined);
+      for (const old of withBody.slice(0, Math.max(0, withBody.length - opts.keepBodies))) delete old.body;
+    }
     if (opts.apiKey && req.headers.authorization !== `Bearer ${opts.apiKey}`) {
       return sendError(res, 401, 'Unauthorized', 'AuthenticationError');
     }

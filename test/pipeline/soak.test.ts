@@ -34,7 +34,8 @@ interface SoakResult {
 }
 
 async function startStopCycles(cycles: number, opts: { minCycleMs: number }): Promise<SoakResult> {
-  const engine = await startFakeEngine();
+  // Bodies are ~1.5 MB each (frames + 30 s of padded audio): keeping all would grow this process, not the runner.
+  const engine = await startFakeEngine({ keepBodies: 4 });
   const trickle = new TrickleServer();
   await trickle.listen();
   const backend = new OpenAIBackend({ baseURL: engine.baseURL, capabilities: { maxImages: 8 } });
