@@ -121,6 +121,7 @@ export class TrickleServer {
   private readonly log: Logger;
   private readonly basePath: string;
   private readonly channels = new Map<string, Channel>();
+  private readonly open = new Set<{ method: string; channel: string }>();
   private readonly http: http.Server | https.Server;
   private readonly scheme: 'http' | 'https';
   private sweepTimer: NodeJS.Timeout | undefined;
@@ -213,6 +214,11 @@ export class TrickleServer {
     return this.channels.has(name);
   }
 
+  /** Requests being served now (long polls, streaming POSTs …), by method and channel: diagnostics and leak checks. */
+  openRequests(): Array<{ method: string; channel: string }> {
+    return [...this.open].map((o) => ({ ...o }));
+  }
+
   /** Current `nextWrite` of a channel (diagnostics and tests), undefined when absent. */
   nextWriteOf(name: string): number | undefined {
     return this.channels.get(name)?.nextWrite;
@@ -303,6 +309,9 @@ export class TrickleServer {
     const [name, seq] = parts;
     if (!name || parts.length > 2 || (parts.length === 2 && !seq)) return httpError(res, 404, '404 page not found');
     const method = req.method ?? 'GET';
+    const open = { method, channel: name };
+    this.open.add(open);
+    res.once('close', () => this.open.delete(open));
     if (seq === undefined) {
       if (method === 'POST') return this.handleCreate(req, res, name);
       if (method === 'DELETE') return this.handleDelete(res, name);

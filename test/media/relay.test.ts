@@ -105,7 +105,7 @@ describe('MediaRelay over real trickle', () => {
     const big = await makeTestSegments({ durationS: 2, fps: 30, width: 1920, height: 1080, gopS: 1, audio: 'opus', tsOffsetS: 5 });
     const garbage = Buffer.alloc(100_000, 0x47);
     const corrupt = Buffer.from(a[2]!);
-    for (let i = 3000; i < corrupt.length; i += 501) corrupt[i] ^= 0xff;
+    for (let i = 3000; i < corrupt.length; i += 501) corrupt[i] = corrupt[i]! ^ 0xff;
     const input = [a[0]!, Buffer.alloc(0), garbage, a[1]!.subarray(0, 50_001), corrupt, ...noAudio, ...big];
     const sampler = new MediaSampler({ settings: { ...DEFAULT_SAMPLER_SETTINGS, targetFps: 2 } });
     const c = capture(sampler);

@@ -149,7 +149,7 @@ describe('MediaSampler', () => {
     const garbage = Buffer.alloc(200_000);
     for (let i = 0; i < garbage.length; i++) garbage[i] = (i * 7919 + 13) & 0xff;
     const corrupt = Buffer.from(segs[5]!);
-    for (let i = 4000; i < corrupt.length; i += 997) corrupt[i] ^= 0x5a;
+    for (let i = 4000; i < corrupt.length; i += 997) corrupt[i] = corrupt[i]! ^ 0x5a;
     const input = [segs[0]!, segs[1]!, Buffer.alloc(0), garbage, segs[2]!, segs[3]!.subarray(0, Math.floor(segs[3]!.length / 2)), segs[4]!, corrupt, segs[6]!, segs[7]!];
     const s = sampler({ targetFps: 3, wantJpeg: true });
     const c = capture(s);
