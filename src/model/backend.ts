@@ -67,6 +67,12 @@ export type GenerateEvent =
 
 export interface BackendCapabilities {
   images: boolean;
+  /**
+   * How the backend takes images: baseline JPEG bytes (engines over HTTP) or packed RGB24 (in-process
+   * processors). Media produces exactly this; nothing outside src/model/ branches on the backend kind.
+   * Absent means 'jpeg'.
+   */
+  imageEncoding?: 'jpeg' | 'rgb';
   /** Most images one request may carry. */
   maxImages: number;
   /** How audio travels: OpenAI `input_audio`, an `audio_url` data URL, raw samples in-process, or not at all. */

@@ -168,6 +168,7 @@ export class OpenAIBackend implements ModelBackend {
     this.unhealthyAfterTimeouts = Math.max(1, opts.unhealthyAfterTimeouts ?? 2);
     this.caps = {
       images: c.images ?? true,
+      imageEncoding: 'jpeg',
       maxImages: c.maxImages ?? 8,
       audio: c.audioPart === undefined ? 'input_audio' : c.audioPart,
       tokensPerImage: TOKENS_PER_IMAGE,

@@ -205,6 +205,7 @@ export class TransformersBackend implements ModelBackend {
     const seq = this.local ? readSeqLengths(this.modelId) : {};
     this.caps = {
       images: true,
+      imageEncoding: 'rgb',
       maxImages: opts.maxImages ?? (this.device === 'cpu' ? 1 : 8),
       audio: 'raw',
       tokensPerImage: seq.image ?? TOKENS_PER_IMAGE,

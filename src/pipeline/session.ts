@@ -24,15 +24,12 @@ import { MediaSampler } from '../media/sampler.js';
 import { MediaRelay } from '../media/relay.js';
 import { TricklePublisher } from '../trickle/publisher.js';
 import { TrickleSubscriber } from '../trickle/subscriber.js';
-import { AudioBuffer, FrameBuffer } from './buffers.js';
 import { ControlReader, type ControlMessage } from './control.js';
-import { DEFAULT_CORRECTION_HISTORY, OutputHistory } from './context.js';
-import { errorRecord, planCycle, runCycle, type CycleRecord, type CycleRef } from './cycle.js';
-import { randomUUID } from 'node:crypto';
+import type { CycleRecord } from './cycle.js';
+import { GenerationLoop, mediaMaxAgeMs } from './loop.js';
 import { SegmentQueue } from './data-writer.js';
 import { EventsWriter } from './events.js';
 import { serializeRecord } from './records.js';
-import { CycleSlot, StreamTimeScheduler } from './scheduler.js';
 import { paramsUpdatedFields } from './events.js';
 import { RateMeter, statusEventFields, type StatusInputs } from './status.js';
 import type { SessionFactory, StreamEnd, StreamSession, StreamStartConfig, StreamStatusSnapshot } from './types.js';
@@ -61,11 +58,7 @@ export interface SessionDeps {
   dataKeepaliveMs?: number;
 }
 
-/** How long media stays in the buffers, in stream time: the longest span a cycle's window may cover. */
-export function mediaMaxAgeMs(p: Pick<StreamParams, 'generate_every_s' | 'audio_window_s' | 'max_frames' | 'target_fps'>): number {
-  const framesSpan = p.target_fps > 0 ? (p.max_frames / p.target_fps) * 1000 : 0;
-  return Math.max(p.generate_every_s * 1000, p.audio_window_s * 1000, framesSpan);
-}
+export { mediaMaxAgeMs };
 
 interface Counters {
   segments_in: number;
@@ -73,17 +66,6 @@ interface Counters {
   frames_in: number;
   audio_chunks_in: number;
   audio_ms_in: number;
-  cycles_started: number;
-  cycles_completed: number;
-  cycles_failed: number;
-  cycles_aborted: number;
-  cycles_skipped: number;
-  cycles_empty: number;
-  corrections: number;
-  frames_dropped_by_gating: number;
-  frames_dropped_by_engine_limit: number;
-  frames_aged_out: number;
-  media_discontinuities: number;
   records_queued: number;
   records_published: number;
   records_dropped: number;
@@ -102,8 +84,9 @@ function samplerSettings(p: StreamParams, backend: ModelBackend): SamplerSetting
     modality: p.modality,
     jpegQuality: p.jpeg_quality,
     letterbox: p.letterbox,
-    wantJpeg: backend.kind === 'openai',
-    wantRgb: backend.kind === 'transformers',
+    // What the backend takes, as it declares it (the pipeline never branches on the backend's kind).
+    wantJpeg: (backend.capabilities.imageEncoding ?? 'jpeg') === 'jpeg',
+    wantRgb: backend.capabilities.imageEncoding === 'rgb',
   };
 }
 
@@ -127,10 +110,7 @@ export class PipelineSession implements StreamSession {
   private p: StreamParams;
   private extra: Record<string, unknown>;
 
-  private readonly frames: FrameBuffer;
-  private readonly audio: AudioBuffer;
-  private readonly scheduler: StreamTimeScheduler;
-  private readonly history = new OutputHistory();
+  private readonly loop: GenerationLoop;
 
   private sampler: MediaSampler | undefined;
   private relay: MediaRelay | undefined;
@@ -143,42 +123,24 @@ export class PipelineSession implements StreamSession {
   private ending: Promise<void> | undefined;
   private resolveDone!: (end: StreamEnd) => void;
 
-  private cycleSeq = 0;
-  private inflight: { promise: Promise<void>; abort: AbortController } | undefined;
-  private readonly slot = new CycleSlot();
-  private skippedPending = 0;
   private firstOutputSent = false;
   private dataOutage = false;
   private endReason: StreamEnd['reason'] | undefined;
 
   private readonly startedAtMs = Date.now();
   private lastInputAtMs: number | undefined;
-  private lastOutputAtMs: number | undefined;
-  private lastCycleOk: boolean | undefined;
   private lastParamsUpdateAtMs: number | undefined;
   private lastError: { atMs: number; code: string; message: string } | undefined;
   private lastFrameDims: { width: number; height: number } | undefined;
   private readonly videoRate = new RateMeter();
   private readonly audioRate = new RateMeter();
   private readonly outRate = new RateMeter();
-  private readonly cycleRate = new RateMeter(30_000);
   private readonly counters: Counters = {
     segments_in: 0,
     bytes_in: 0,
     frames_in: 0,
     audio_chunks_in: 0,
     audio_ms_in: 0,
-    cycles_started: 0,
-    cycles_completed: 0,
-    cycles_failed: 0,
-    cycles_aborted: 0,
-    cycles_skipped: 0,
-    cycles_empty: 0,
-    corrections: 0,
-    frames_dropped_by_gating: 0,
-    frames_dropped_by_engine_limit: 0,
-    frames_aged_out: 0,
-    media_discontinuities: 0,
     records_queued: 0,
     records_published: 0,
     records_dropped: 0,
@@ -197,11 +159,12 @@ export class PipelineSession implements StreamSession {
     this.p = cfg.params;
     this.extra = { ...cfg.extraParams };
     this.log = (deps.logger ?? childLogger('pipeline')).child({ stream_id: cfg.streamId });
-    this.frames = new FrameBuffer(this.p.max_frames);
-    this.audio = new AudioBuffer(this.p.audio_window_s);
-    this.scheduler = new StreamTimeScheduler({
-      intervalMs: this.p.generate_every_s * 1000,
-      onDue: (pts, count) => this.onDue(pts, count),
+    this.loop = new GenerationLoop(cfg.streamId, this.p, {
+      backend: this.backend,
+      publish: (records) => this.publish(records),
+      takeRecordsDropped: () => this.data?.takeDropped() ?? 0,
+      reportError: (code, message, fields) => this.emitError(code, message, fields),
+      log: this.log,
     });
     this.done = new Promise<StreamEnd>((resolve) => {
       this.resolveDone = resolve;
@@ -303,9 +266,7 @@ export class PipelineSession implements StreamSession {
         this.lastInputAtMs = Date.now();
         this.lastFrameDims = { width: f.width, height: f.height };
         metrics.framesSampled.inc(L);
-        this.followTimeline(f.ptsMs, 'video');
-        this.frames.push(f);
-        this.scheduler.observe(f.ptsMs, 'video');
+        this.loop.pushFrame(f);
       });
       sampler.on('audio', (a) => {
         if (!this.running) return;
@@ -314,9 +275,7 @@ export class PipelineSession implements StreamSession {
         this.counters.audio_ms_in += ms;
         this.audioRate.mark();
         this.lastInputAtMs = Date.now();
-        this.followTimeline(a.startPtsMs, 'audio');
-        this.audio.push(a);
-        this.scheduler.observe(a.startPtsMs + ms, 'audio');
+        this.loop.pushAudio(a);
       });
       sampler.on('error', (err: unknown) => {
         this.counters.media_errors++;
@@ -375,7 +334,7 @@ export class PipelineSession implements StreamSession {
   }
 
   status(): StreamStatusSnapshot {
-    const counters: Record<string, number> = { ...this.counters, cycles_in_flight: this.inflight ? 1 : 0 };
+    const counters: Record<string, number> = { ...this.loop.counters(), ...this.counters, cycles_in_flight: this.loop.inFlight ? 1 : 0 };
     if (this.data) {
       const s = this.data.stats();
       counters.records_waiting = s.queued;
@@ -417,15 +376,6 @@ export class PipelineSession implements StreamSession {
     };
   }
 
-  /** A timestamp that starts a new timeline empties the buffers first: no window spans the jump. */
-  private followTimeline(ptsMs: number, track: 'video' | 'audio'): void {
-    if (!this.scheduler.breaksWindow(ptsMs, track)) return;
-    this.counters.media_discontinuities++;
-    this.log.info({ pts_ms: ptsMs, stream_time_ms: this.scheduler.streamTimeMs }, 'media timestamp discontinuity; buffers cleared');
-    this.frames.clear();
-    this.audio.clear();
-  }
-
   private warnEngineLimit(): void {
     this.log.warn(
       { max_frames: this.p.max_frames, engine_max_images: this.backend.capabilities.maxImages },
@@ -452,12 +402,12 @@ export class PipelineSession implements StreamSession {
       ended: this.endReason,
       startedAtMs: this.startedAtMs,
       lastInputAtMs: this.lastInputAtMs,
-      lastOutputAtMs: this.lastOutputAtMs,
-      lastCycleOk: this.lastCycleOk,
+      lastOutputAtMs: this.loop.lastOutputAtMs,
+      lastCycleOk: this.loop.lastCycleOk,
       lastParamsUpdateAtMs: this.lastParamsUpdateAtMs,
       lastError: this.lastError,
       inputFps: this.videoRate.rate(),
-      cyclesPerS: this.cycleRate.rate(),
+      cyclesPerS: this.loop.cyclesPerS(),
       params: this.p,
       counters: this.status().counters,
     };
@@ -472,11 +422,7 @@ export class PipelineSession implements StreamSession {
     this.p = next;
     this.counters.params_updates++;
     this.lastParamsUpdateAtMs = Date.now();
-    if (next.max_frames !== prev.max_frames) {
-      this.frames.resize(next.max_frames);
-      if (next.max_frames > this.backend.capabilities.maxImages) this.warnEngineLimit();
-    }
-    if (next.audio_window_s !== prev.audio_window_s) this.audio.resize(next.audio_window_s);
+    if (next.max_frames !== prev.max_frames && next.max_frames > this.backend.capabilities.maxImages) this.warnEngineLimit();
     const patch: Partial<SamplerSettings> = {};
     let samplerChanged = false;
     for (const [pk, sk] of SAMPLER_KEYS) {
@@ -487,7 +433,7 @@ export class PipelineSession implements StreamSession {
     }
     if (samplerChanged) this.sampler?.updateSettings(patch);
     // Last: a shorter cadence may make a cycle due right now, and that cycle must see the new params.
-    if (next.generate_every_s !== prev.generate_every_s) this.scheduler.setInterval(next.generate_every_s * 1000);
+    this.loop.setParams(next);
     this.log.info({ changed }, 'parameters updated');
   }
 
@@ -513,161 +459,12 @@ export class PipelineSession implements StreamSession {
     }
   }
 
-  private onDue(_pts: number, count: number): void {
-    if (!this.running || this.ending) return;
-    const d = this.slot.due(count);
-    if (d.skipped > 0) this.skip(d.skipped);
-    if (d.launch) this.launchCycle();
-  }
-
-  /** The running cycle is over: a due point that passed meanwhile runs now. */
-  private cycleFinished(): void {
-    if (this.slot.finished() && this.running && !this.ending) this.launchCycle();
-  }
-
-  private skip(n: number): void {
-    this.skippedPending += n;
-    this.counters.cycles_skipped += n;
-    metrics.cycles.inc({ stream_id: this.streamId, outcome: 'skipped' }, n);
-  }
-
-  private takeSkipped(): number {
-    const n = this.skippedPending;
-    this.skippedPending = 0;
-    return n;
-  }
-
-  private takeRecordsDropped = (): number => this.data?.takeDropped() ?? 0;
-
   private publish(records: CycleRecord[]): void {
     for (const r of records) {
       this.counters.records_queued++;
       this.data?.enqueue(serializeRecord(r));
     }
     if (this.data) metrics.queueDepth.set({ stream_id: this.streamId, queue: 'data' }, this.data.stats().queued);
-  }
-
-  private launchCycle(): void {
-    const startedAt = Date.now();
-    const historyN = this.p.context_history;
-    const now = this.scheduler.streamTimeMs;
-    if (now !== undefined) {
-      const maxAge = mediaMaxAgeMs(this.p);
-      this.counters.frames_aged_out += this.frames.prune(now, maxAge);
-      this.audio.prune(now, maxAge);
-    }
-    const planned = planCycle(
-      { frames: this.frames.snapshot(), audio: this.audio.snapshot() },
-      {
-        params: this.p,
-        capabilities: this.backend.capabilities,
-        countTextTokens: (t) => this.backend.countTextTokens(t),
-        history: this.history.last(historyN),
-      },
-    );
-    if (planned.kind === 'empty') {
-      this.counters.cycles_empty++;
-      metrics.cycles.inc({ stream_id: this.streamId, outcome: 'empty' });
-      return;
-    }
-    const cycle: CycleRef = { id: randomUUID(), seq: ++this.cycleSeq };
-    this.counters.cycles_started++;
-    if (planned.kind === 'error') {
-      this.counters.cycles_failed++;
-      this.lastCycleOk = false;
-      this.counters.frames_dropped_by_gating += planned.framesDropped;
-      this.counters.frames_dropped_by_engine_limit += planned.framesDroppedByEngineLimit;
-      metrics.cycles.inc({ stream_id: this.streamId, outcome: 'error' });
-      this.emitError(planned.code, planned.message, { cycle_id: cycle.id });
-      this.publish([
-        errorRecord(this.streamId, cycle, planned.code, planned.message, {
-          prompt: this.p.prompt,
-          ...(planned.window ? { window: planned.window } : {}),
-          stats: {
-            skipped_cycles: this.takeSkipped(),
-            records_dropped: this.takeRecordsDropped(),
-            input_tokens: planned.estimate,
-            frames_dropped_by_gating: planned.framesDropped,
-            frames_dropped_by_engine_limit: planned.framesDroppedByEngineLimit,
-          },
-        }),
-      ]);
-      return;
-    }
-    const plan = planned.plan;
-    this.counters.frames_dropped_by_gating += plan.framesDropped;
-    this.counters.frames_dropped_by_engine_limit += plan.framesDroppedByEngineLimit;
-    const abort = new AbortController();
-    const correctionN = historyN > 0 ? historyN : DEFAULT_CORRECTION_HISTORY;
-    const promise = (async () => {
-      const result = await runCycle(plan, {
-        streamId: this.streamId,
-        cycle,
-        backend: this.backend,
-        signal: abort.signal,
-        takeSkipped: () => this.takeSkipped(),
-        takeRecordsDropped: this.takeRecordsDropped,
-        correctionHistory: this.p.correction_enabled ? this.history.last(correctionN) : undefined,
-        startedAt,
-      });
-      this.publish(result.records);
-      if (result.remember) this.history.add(result.remember);
-      const outcome = result.outcome;
-      if (outcome === 'ok') {
-        this.counters.cycles_completed++;
-        this.lastCycleOk = true;
-        this.lastOutputAtMs = Date.now();
-        this.cycleRate.mark();
-        if (result.records.some((r) => r.type === 'correction')) this.counters.corrections++;
-      } else if (outcome === 'aborted') {
-        this.counters.cycles_aborted++;
-      } else {
-        this.counters.cycles_failed++;
-        this.lastCycleOk = false;
-        if (result.error) this.emitError(result.error.code, result.error.message, { cycle_id: cycle.id });
-      }
-      metrics.cycles.inc({ stream_id: this.streamId, outcome });
-      metrics.cycleLatency.observe({ stream_id: this.streamId }, (Date.now() - startedAt) / 1000);
-    })()
-      .catch((err: unknown) => {
-        // runCycle turns model failures into records; reaching here is a bug, still never silent.
-        this.counters.cycles_failed++;
-        this.emitError('internal', errorMessage(err), { cycle_id: cycle.id });
-        this.publish([errorRecord(this.streamId, cycle, 'internal', errorMessage(err))]);
-      })
-      .finally(() => {
-        if (this.inflight?.promise !== promise) return;
-        this.inflight = undefined;
-        this.cycleFinished();
-      });
-    this.inflight = { promise, abort };
-    this.slot.started();
-  }
-
-  /** Waits for the running cycle, aborting it after `graceMs` (0 = abort at once); bounded by abortWaitMs. */
-  private async settleCycle(graceMs: number): Promise<void> {
-    const cur = this.inflight;
-    if (!cur) return;
-    let timer: NodeJS.Timeout | undefined;
-    if (graceMs <= 0) cur.abort.abort(new AppError('stream_stopped', 'stream stopped'));
-    else {
-      const graceOver = new Promise<void>((r) => {
-        timer = setTimeout(r, graceMs);
-      });
-      await Promise.race([cur.promise, graceOver]);
-      clearTimeout(timer);
-      cur.abort.abort(new AppError('stream_stopped', 'stream stopped'));
-    }
-    const waitOver = new Promise<void>((r) => {
-      timer = setTimeout(r, this.deps.abortWaitMs ?? 3000);
-    });
-    await Promise.race([cur.promise, waitOver]);
-    clearTimeout(timer);
-    if (this.inflight === cur) {
-      this.log.warn('model request did not settle after abort; abandoning it');
-      this.inflight = undefined;
-      this.slot.finished();
-    }
   }
 
   private end(reason: StreamEnd['reason'], err?: unknown): Promise<void> {
@@ -684,7 +481,8 @@ export class PipelineSession implements StreamSession {
     this.endReason = reason;
     this.log.info({ reason }, 'stream session ending');
     // A stream whose input ended lets its last cycle finish; a stop aborts it.
-    await this.settleCycle(reason === 'input_ended' ? (this.deps.drainCycleMs ?? 30_000) : 0);
+    this.loop.close();
+    await this.loop.settle(reason === 'input_ended' ? (this.deps.drainCycleMs ?? 30_000) : 0, this.deps.abortWaitMs ?? 3000);
     this.running = false;
     const flushMs = this.deps.flushTimeoutMs ?? 5000;
     const closers: Array<Promise<unknown>> = [];

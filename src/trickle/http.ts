@@ -89,20 +89,8 @@ export function httpStatusError(what: string, status: number, body: string): Tri
   return new TrickleError('trickle_http_error', `${what}: HTTP ${status} ${body.trim().slice(0, 200)}`, { status, body });
 }
 
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(t);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
-  });
-}
+export { delay as sleep, within } from '../util/time.js';
 
-/** Joins a channel URL and a path element without doubling slashes. */
 /**
  * A channel URL the clients will use, without trailing slashes. Refused (trickle_bad_url): anything
  * but http/https, and a query, fragment or credentials — `/<seq>` is appended to the path, so a
@@ -129,16 +117,8 @@ export function channelUrl(raw: string): string {
   return raw.replace(/\/+$/, '');
 }
 
+/** Joins a channel URL and a path element without doubling slashes. */
 export function joinUrl(base: string, part: string): string {
   return `${base.replace(/\/+$/, '')}/${part}`;
 }
 
-/** Waits for `p` at most `ms` (the timer is cleared, so it never holds the process open). */
-export async function within<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([p, new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), ms)))]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
