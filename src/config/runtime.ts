@@ -234,14 +234,14 @@ export const SETTINGS = {
   appVersion: setting({ env: 'APP_VERSION', group: 'server', type: 'string', defaultDoc: 'package version', description: 'version reported by `/version`', parse: text }),
   // backend
   backend: setting({
-    env: 'BACKEND', flag: { name: '--backend', key: 'backend', arg: '<kind>' }, group: 'backend', type: '`openai` \\| `transformers`',
+    env: 'BACKEND', flag: { name: '--backend', key: 'backend', arg: '<kind>' }, group: 'backend', type: '`openai` | `transformers`',
     defaultDoc: '`openai` if an engine URL is set, else `transformers`', description: 'model backend', parse: oneOf<BackendKind>(['openai', 'transformers']),
   }),
   baseUrl: setting({
     env: 'OPENAI_BASE_URL', flag: { name: '--base-url', key: 'baseUrl', arg: '<url>' }, group: 'backend', type: 'URL',
-    defaultDoc: '—', description: 'OpenAI-compatible engine base URL, e.g. `http://vllm:8000/v1`', parse: (raw) => raw.trim(),
+    defaultDoc: '—', description: 'OpenAI-compatible engine base URL, e.g. `http://vllm:8000/v1` (`VLLM_BASE_URL` is read when this is unset)', parse: (raw) => raw.trim(),
   }),
-  vllmBaseUrl: setting({ env: 'VLLM_BASE_URL', group: 'backend', type: 'URL', defaultDoc: '—', description: 'alias of `OPENAI_BASE_URL` (used when that is unset)', parse: (raw) => raw.trim() }),
+  vllmBaseUrl: setting({ env: 'VLLM_BASE_URL', group: 'backend', type: 'URL', defaultDoc: '—', description: 'alias of `OPENAI_BASE_URL`, read when that is unset', parse: (raw) => raw.trim() }),
   apiKey: setting({ env: 'OPENAI_API_KEY', group: 'backend', type: 'string', defaultDoc: 'EMPTY', description: 'engine API key', parse: text }),
   modelId: setting({
     env: 'MODEL_ID', flag: { name: '--model-id', key: 'modelId', arg: '<id>' }, group: 'backend', type: 'string',
@@ -256,7 +256,7 @@ export const SETTINGS = {
     defaultDoc: 'per-graph q8/q4 map', description: 'in-process dtype (`q4`, `q4f16`, `fp16`, `q8`, `fp32`); a partial map is merged over the default map', parse: wrap(parseDtype),
   }),
   device: setting({
-    env: 'MODEL_DEVICE', flag: { name: '--device', key: 'device', arg: '<device>' }, group: 'backend', type: '`cpu` \\| `cuda`',
+    env: 'MODEL_DEVICE', flag: { name: '--device', key: 'device', arg: '<device>' }, group: 'backend', type: '`cpu` | `cuda`',
     defaultDoc: 'cpu', description: 'in-process device', parse: oneOf(['cpu', 'cuda']),
   }),
   requestTimeoutMs: setting(
@@ -277,7 +277,7 @@ export const SETTINGS = {
     },
   }),
   audioPart: setting({
-    env: 'MODEL_AUDIO_PART', group: 'backend', type: '`input_audio` \\| `audio_url` \\| `none`', defaultDoc: 'input_audio',
+    env: 'MODEL_AUDIO_PART', group: 'backend', type: '`input_audio` | `audio_url` | `none`', defaultDoc: 'input_audio',
     description: 'how audio travels to the engine (`audio_url`: SGLang, mistral.rs)', parse: oneOf(['input_audio', 'audio_url', 'none']),
   }),
   warmupDeadlineMs: setting({
@@ -296,10 +296,10 @@ export const SETTINGS = {
   orchSecret: setting({ env: 'ORCH_SECRET', group: 'registration', type: 'string', defaultDoc: '— (required with `ORCH_URL`)', description: 'the orchestrator\'s `-orchSecret`', parse: text }),
   capabilityUrl: setting({
     env: 'CAPABILITY_URL', group: 'registration', type: 'URL', defaultDoc: '`http://localhost:<port>` only when `ORCH_URL` is loopback',
-    description: 'where the orchestrator reaches this runner, e.g. `http://gemma-runner:8000`; required when the orchestrator is another host/container', parse: (raw) => raw.trim(),
+    description: 'where the orchestrator reaches this runner, e.g. `http://gemma-runner:8000`; required when the orchestrator is another host/container (the runner refuses to start without it)', parse: (raw) => raw.trim(),
   }),
   capabilityName: setting(
-    { env: 'CAPABILITY_NAME', group: 'registration', type: 'string', defaultDoc: DEFAULTS.capabilityName, description: 'the capability name apps ask for (also reported by `/version`)', parse: text },
+    { env: 'CAPABILITY_NAME', group: 'registration', type: 'string', defaultDoc: DEFAULTS.capabilityName, description: 'the capability name apps ask for; when set, `/version` reports it instead of the model id', parse: text },
     DEFAULTS.capabilityName,
   ),
   capabilityDescription: setting(
@@ -345,7 +345,7 @@ export const SETTINGS = {
     parse: wrap(parseLogLevel),
   }),
   logFormat: setting<LogFormat>({
-    env: 'LOG_FORMAT', group: 'logging', type: '`json` \\| `pretty`', defaultDoc: 'pretty on a terminal, else json',
+    env: 'LOG_FORMAT', group: 'logging', type: '`json` | `pretty`', defaultDoc: 'pretty on a terminal, else json',
     description: '`json` (one object per line) or `pretty` (readable lines); anything else is refused at start', parse: wrap((raw) => parseLogFormat(raw)),
   }),
 } as const;
@@ -563,6 +563,7 @@ export function registrationSettingsFrom(env: Env): RegistrationSettings | undef
 export function flagOption(key: SettingKey): { flags: string; description: string } {
   const s: Spec<unknown> = SETTINGS[key];
   if (!s.flag) throw new Error(`setting ${key} has no flag`);
-  const def = SETTINGS[key].defaultDoc.replace(/`/g, '').replace(/\\\|/g, '|');
-  return { flags: `${s.flag.name} ${s.flag.arg}`, description: `${s.description.replace(/`/g, '')} (env ${s.env}; default ${def})` };
+  const def = SETTINGS[key].defaultDoc.replace(/`/g, '');
+  const tail = def === '—' ? `env ${s.env}` : `env ${s.env}; default ${def}`;
+  return { flags: `${s.flag.name} ${s.flag.arg}`, description: `${s.description.replace(/`/g, '')} (${tail})` };
 }
