@@ -18,7 +18,8 @@
 import { AppError } from '../errors.js';
 import { configureRootLogger, parseLogFormat, parseLogLevel, type LogFormat } from '../log.js';
 import { parseDtype, type BackendConfig, type BackendKind } from '../model/index.js';
-import { DEFAULT_OPENAI_MODEL } from '../model/openai.js';
+import { DEFAULT_OPENAI_MODEL, DEFAULT_REQUEST_TIMEOUT_MS, DEFAULT_WARMUP_DEADLINE_MS } from '../model/openai.js';
+import { SERVER_DEFAULTS } from './defaults.js';
 import { AUDIO_SAMPLE_RATE } from '../model/audio.js';
 import { defaultModelCacheDir, DEFAULT_TRANSFORMERS_MODEL } from '../model/transformers.js';
 import type { DtypeOption } from '../model/transformers-protocol.js';
@@ -177,16 +178,11 @@ function wrap<T>(parse: (raw: string) => T) {
 
 // ---- the schema -----------------------------------------------------------------------------------
 
-/** Tuning defaults that are env-configurable, in one place. */
+/** Every env-configurable tuning default (the server's from ./defaults.ts, the model layer's from openai.ts). */
 export const DEFAULTS = {
-  port: 8000,
-  host: '0.0.0.0',
-  startWaitMs: 5_000,
-  bodyTimeoutMs: 10_000,
-  requestTimeoutMs: 60_000,
-  capabilityRefreshMs: 60_000,
-  capabilityName: 'gemma3n-trickle',
-  capabilityDescription: 'Gemma 3n live stream description (gemma3n-trickle)',
+  ...SERVER_DEFAULTS,
+  requestTimeoutMs: DEFAULT_REQUEST_TIMEOUT_MS,
+  warmupDeadlineMs: DEFAULT_WARMUP_DEADLINE_MS,
 } as const;
 
 const PRICE_WHY =
@@ -281,7 +277,7 @@ export const SETTINGS = {
     description: 'how audio travels to the engine (`audio_url`: SGLang, mistral.rs)', parse: oneOf(['input_audio', 'audio_url', 'none']),
   }),
   warmupDeadlineMs: setting({
-    env: 'ENGINE_WARMUP_DEADLINE_MS', group: 'backend', type: 'milliseconds', defaultDoc: '600000',
+    env: 'ENGINE_WARMUP_DEADLINE_MS', group: 'backend', type: 'milliseconds', defaultDoc: String(DEFAULTS.warmupDeadlineMs),
     description: 'how long the engine may take to answer before `/health` reads `ERROR` (probing continues)', parse: positiveInt,
   }),
   cacheDir: setting({

@@ -27,6 +27,7 @@ import { request as httpsRequest } from 'node:https';
 import type { Logger } from '../log.js';
 import { AppError, errorMessage } from '../errors.js';
 import { ConfigError, registrationSettingsFrom, type RegistrationSettings } from '../config/runtime.js';
+import { SERVER_DEFAULTS } from '../config/defaults.js';
 
 export interface CapabilityRegistration {
   orchUrl: string;
@@ -242,7 +243,7 @@ export interface KeepRegisteredOptions {
 export async function keepRegistered(reg: CapabilityRegistration, log: Logger, opts: KeepRegisteredOptions): Promise<void> {
   const initial = opts.initialDelayMs ?? 1000;
   const max = opts.maxDelayMs ?? 30_000;
-  const refresh = opts.refreshMs ?? 60_000;
+  const refresh = opts.refreshMs ?? SERVER_DEFAULTS.capabilityRefreshMs;
   let delay = initial;
   let registered = false;
   // Once registered, the entry may still exist at the orchestrator even after a failed attempt, so
