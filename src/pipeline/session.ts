@@ -15,7 +15,7 @@
  * The data channel gets a zero-byte keepalive segment after `dataKeepaliveMs` without a write.
  */
 import { KNOWN_PARAM_KEYS, parseParamsUpdate, type StreamParams } from '../config/params.js';
-import { AppError, errorCode, errorMessage } from '../errors.js';
+import { AppError, errorCode, errorMessage, type ErrorCode } from '../errors.js';
 import { childLogger, type Logger } from '../log.js';
 import { metrics } from '../metrics.js';
 import type { ModelBackend } from '../model/backend.js';
@@ -156,7 +156,7 @@ export class PipelineSession implements StreamSession {
   private lastOutputAtMs: number | undefined;
   private lastCycleOk: boolean | undefined;
   private lastParamsUpdateAtMs: number | undefined;
-  private lastError: { atMs: number; code: string; message: string } | undefined;
+  private lastError: { atMs: number; code: ErrorCode; message: string } | undefined;
   private lastFrameDims: { width: number; height: number } | undefined;
   private readonly videoRate = new RateMeter();
   private readonly audioRate = new RateMeter();
@@ -437,7 +437,7 @@ export class PipelineSession implements StreamSession {
     this.events?.emit('send_first_processed_segment');
   }
 
-  private emitError(code: string, message: string, fields: Record<string, unknown> = {}): void {
+  private emitError(code: ErrorCode, message: string, fields: Record<string, unknown> = {}): void {
     this.lastError = { atMs: Date.now(), code, message };
     this.log.warn({ code, err: message, ...fields }, 'stream error');
     this.events?.emit('error', { error: { code, message }, message, ...fields });
