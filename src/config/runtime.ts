@@ -19,10 +19,10 @@ import { AppError } from '../errors.js';
 import { configureRootLogger, parseLogFormat, parseLogLevel, type LogFormat } from '../log.js';
 import { parseDtype, type BackendConfig, type BackendKind } from '../model/index.js';
 import { DEFAULT_OPENAI_MODEL, DEFAULT_REQUEST_TIMEOUT_MS, DEFAULT_WARMUP_DEADLINE_MS } from '../model/openai.js';
-import { SERVER_DEFAULTS } from './defaults.js';
 import { AUDIO_SAMPLE_RATE } from '../model/audio.js';
 import { defaultModelCacheDir, DEFAULT_TRANSFORMERS_MODEL } from '../model/transformers.js';
 import type { DtypeOption } from '../model/transformers-protocol.js';
+import { SERVER_DEFAULTS } from './defaults.js';
 
 /** One problem with one setting. */
 export interface ConfigIssue {
@@ -117,9 +117,12 @@ function wholeNumber(min: number, max: number, unit = '') {
   };
 }
 
+/** Plain decimal only (as for stream params): `Number()` would also take "0x10", "1e3" and "Infinity". */
+const DECIMAL = /^\s*(\d+(\.\d*)?|\.\d+)\s*$/;
+
 function positiveInt(raw: string, label: string): number {
   const n = Number(raw);
-  if (!Number.isInteger(n) || n <= 0) throw new Invalid(`${label} must be a positive integer ${got(raw)}`);
+  if (!/^\s*\d+\s*$/.test(raw) || !Number.isSafeInteger(n) || n <= 0) throw new Invalid(`${label} must be a positive integer ${got(raw)}`);
   return n;
 }
 
@@ -268,7 +271,7 @@ export const SETTINGS = {
     description: 'every audio clip sent to an engine is zero-padded to this many seconds, so concurrent requests never mix clip lengths (vllm#50957); the prompt cost is 188 tokens whatever the length',
     parse: (raw, label) => {
       const n = Number(raw);
-      if (!Number.isFinite(n) || n < 1 || n > 30) throw new Invalid(`${label} must be a number of seconds from 1 to 30 ${got(raw)}`);
+      if (!DECIMAL.test(raw) || n < 1 || n > 30) throw new Invalid(`${label} must be a number of seconds from 1 to 30 ${got(raw)}`);
       return n;
     },
   }),

@@ -91,3 +91,14 @@ describe('README configuration tables', () => {
     assert.equal(withConfigTables(readme), readme);
   });
 });
+
+describe('runtime configuration: numbers', () => {
+  it('takes plain decimal numbers only (no hex, exponent or sign), like the stream params', () => {
+    for (const bad of ['0x10', '1e3', '-5', '12ms', 'Infinity']) {
+      assert.throws(() => parseRuntimeConfig({ REQUEST_TIMEOUT_MS: bad }), /REQUEST_TIMEOUT_MS must be a positive integer/, bad);
+    }
+    assert.equal(parseRuntimeConfig({ REQUEST_TIMEOUT_MS: ' 1500 ' }).backend.timeoutMs, 1500);
+    assert.throws(() => parseRuntimeConfig({ AUDIO_PAD_S: '0x10' }), /AUDIO_PAD_S must be a number of seconds from 1 to 30 \(got "0x10"\)/);
+    assert.equal(parseRuntimeConfig({ AUDIO_PAD_S: '2.5' }).backend.audioPadSamples, 40000);
+  });
+});
