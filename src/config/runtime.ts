@@ -1,8 +1,9 @@
 /**
  * Runtime configuration: the single source of truth for every environment variable and command-line
- * flag the runner reads — name, flag, type, default, one-line doc and validation. `serve`, `demo` and
- * `watch` call `parseRuntimeConfig(process.env, flags)` once and hand the typed result down; no other
- * module reads `process.env` for its settings (src/log.ts keeps a fallback for library use, see there).
+ * flag the runner reads — name, flag, type, default, one-line doc and validation. `serve` calls
+ * `parseRuntimeConfig(process.env, flags)` once and hands the typed result down; `demo` and `watch` read
+ * only their few settings through the same schema (`backendConfigFrom`, `logConfigFrom`, `readSetting`).
+ * No other module reads `process.env` for its settings (src/log.ts keeps a fallback for library use).
  * The README's configuration table is generated from `SETTINGS` (src/config/runtime-doc.ts).
  *
  * Promises:
