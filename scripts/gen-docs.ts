@@ -1,9 +1,17 @@
-// Rewrites the generated blocks of README.md (the parameter table) from the schema.
-import { readFileSync, writeFileSync } from 'node:fs';
+// Rewrites the generated docs from their sources: the README's parameter and configuration tables
+// (src/config/params.ts, src/config/runtime.ts) and docs/error-codes.md (src/error-codes.ts).
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { withParamsTable } from '../src/config/params-doc.js';
+import { withConfigTables } from '../src/config/runtime-doc.js';
+import { ERROR_CODES_DOC_PATH, renderErrorCodesDoc } from '../src/error-codes-doc.js';
 
-const path = new URL('../README.md', import.meta.url);
-const before = readFileSync(path, 'utf8');
-const after = withParamsTable(before);
-if (after !== before) writeFileSync(path, after);
-process.stdout.write(after === before ? 'README.md up to date\n' : 'README.md parameter table regenerated\n');
+function rewrite(rel: string, render: (before: string) => string): void {
+  const path = new URL(`../${rel}`, import.meta.url);
+  const before = existsSync(path) ? readFileSync(path, 'utf8') : '';
+  const after = render(before);
+  if (after !== before) writeFileSync(path, after);
+  process.stdout.write(after === before ? `${rel} up to date\n` : `${rel} regenerated\n`);
+}
+
+rewrite('README.md', (readme) => withConfigTables(withParamsTable(readme)));
+rewrite(ERROR_CODES_DOC_PATH, () => renderErrorCodesDoc());

@@ -2,12 +2,17 @@
  * Typed errors shared by every module. Each carries a stable, machine-readable `code` (used in logs,
  * error records on the data channel and events) and, where it surfaces over HTTP, a status.
  * Modules subclass AppError rather than throwing bare Errors for conditions callers act on.
+ * Every code is registered in src/error-codes.ts (`ErrorCode`): an unregistered one does not compile.
  */
+import { isErrorCode, type ErrorCode } from './error-codes.js';
+
+export { ERROR_CODES, isErrorCode, type ErrorCode } from './error-codes.js';
+
 export class AppError extends Error {
-  readonly code: string;
+  readonly code: ErrorCode;
   readonly httpStatus: number;
 
-  constructor(code: string, message: string, options?: { httpStatus?: number; cause?: unknown }) {
+  constructor(code: ErrorCode, message: string, options?: { httpStatus?: number; cause?: unknown }) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
     this.code = code;
@@ -17,7 +22,7 @@ export class AppError extends Error {
 
 /** The client sent something the server cannot accept (4xx). */
 export class BadRequestError extends AppError {
-  constructor(message: string, code = 'bad_request', httpStatus = 400) {
+  constructor(message: string, code: ErrorCode = 'bad_request', httpStatus = 400) {
     super(code, message, { httpStatus });
   }
 }
@@ -40,11 +45,17 @@ export function errorMessage(err: unknown): string {
   return typeof err === 'string' ? err : JSON.stringify(err);
 }
 
-/** Extracts a stable code from anything thrown (AppError code, Node system error code, or 'internal'). */
-export function errorCode(err: unknown): string {
+/**
+ * The registered code of anything thrown: an AppError's code, a registered code carried by another
+ * error, `system_error` for a Node system error (one with a `syscall`; the errno stays in the
+ * message and never becomes a public code), else `internal`.
+ */
+export function errorCode(err: unknown): ErrorCode {
   if (err instanceof AppError) return err.code;
-  if (err instanceof Error && typeof (err as NodeJS.ErrnoException).code === 'string') {
-    return String((err as NodeJS.ErrnoException).code).toLowerCase();
+  if (err instanceof Error) {
+    const { code, syscall } = err as NodeJS.ErrnoException;
+    if (isErrorCode(code)) return code;
+    if (typeof syscall === 'string') return 'system_error';
   }
   return 'internal';
 }

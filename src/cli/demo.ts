@@ -20,7 +20,7 @@ import { mkdir, mkdtemp, rename, rm } from 'node:fs/promises';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { childLogger, configureRootLogger } from '../log.js';
+import { childLogger } from '../log.js';
 import { percentile } from '../util/stats.js';
 import { AppError, errorMessage } from '../errors.js';
 import { describeBackend, makeTinyModel } from '../model/index.js';
@@ -32,6 +32,7 @@ import { TrickleServer } from '../trickle/server.js';
 import { TrickleSubscriber } from '../trickle/subscriber.js';
 import { startViewer } from '../viewer/server.js';
 import { addBackendOptions, backendFromOptions, type ServeOptions } from './serve.js';
+import { configureLogging, logConfigFrom } from '../config/runtime.js';
 
 export interface DemoOptions extends ServeOptions {
   input?: string;
@@ -396,7 +397,7 @@ export function registerDemoCommand(program: Command): void {
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
     process.on('exit', cleanUpNow);
-    configureRootLogger({ fd: 2, level: process.env.LOG_LEVEL ?? 'warn' });
+    configureLogging(logConfigFrom(process.env), { fd: 2, defaultLevel: 'warn' });
     let summary: DemoSummary;
     try {
       summary = await runDemo(o, process.stdout, ac.signal);

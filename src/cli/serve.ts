@@ -2,79 +2,45 @@
  * `gemma3n-trickle serve`: the runner. Flags win over environment variables, which win over defaults.
  * SIGTERM/SIGINT stop the stream cleanly and exit 0 (bounded at 10 s).
  *
+ * Configuration: every flag and variable is declared, defaulted and validated by one schema
+ * (src/config/runtime.ts); this file only wires the parsed result together.
+ *
  * Secure defaults (README "Security"): flags and env are validated with clear messages before anything
  * listens; in BYOC mode (ORCH_URL set) a random API token is generated when none is given and
  * registered with the capability, and trickle channel hosts default to the orchestrator's host
  * (TRICKLE_ALLOWED_HOSTS overrides; `*` = any); outside BYOC, listening beyond loopback without a
  * token is warned about loudly.
  */
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { childLogger } from '../log.js';
-import { backendConfigFromEnv, createBackend, describeBackend } from '../model/index.js';
+import { createBackend, describeBackend } from '../model/index.js';
 import { createSessionFactory } from '../pipeline/session.js';
 import { startRunnerServer, type RunnerServerHandle } from '../server/index.js';
 import type { ModelBackend } from '../model/backend.js';
 import { randomBytes } from 'node:crypto';
-import { isLoopbackHost, keepRegistered, registrationFromEnv } from '../server/register.js';
-import { parseAllowedHosts } from '../server/url-policy.js';
-import { AppError } from '../errors.js';
+import { isLoopbackHost, keepRegistered, registrationFromSettings } from '../server/register.js';
+import { backendConfigFrom, configureLogging, flagOption, parseRuntimeConfig, type RuntimeFlags, type SettingKey } from '../config/runtime.js';
 
-export class ServeConfigError extends AppError {
-  constructor(message: string) {
-    super('invalid_serve_config', message);
-  }
-}
-
-/** `--port`/PORT: a whole number 0–65535 (0 = any free port). */
-export function parsePort(raw: string | undefined, what = '--port / PORT'): number {
-  const v = (raw ?? '').trim();
-  if (!/^\d+$/.test(v) || Number(v) > 65535) {
-    throw new ServeConfigError(`${what} must be a whole number from 0 to 65535 (got ${JSON.stringify(raw ?? '')})`);
-  }
-  return Number(v);
-}
-
-function parseMs(raw: string | undefined, what: string, def: number): number {
-  if (raw === undefined || raw.trim() === '') return def;
-  if (!/^\s*\d+\s*$/.test(raw)) throw new ServeConfigError(`${what} must be a whole number of milliseconds (got ${JSON.stringify(raw)})`);
-  return Number(raw);
-}
-
-export interface ServeOptions {
-  port?: string;
-  host?: string;
-  apiToken?: string;
-  backend?: string;
-  modelId?: string;
-  modelDir?: string;
-  dtype?: string;
-  device?: string;
-  baseUrl?: string;
+/** Flags of `serve` and `demo` as commander hands them over (strings; see src/config/runtime.ts). */
+export interface ServeOptions extends RuntimeFlags {
   tiny?: boolean;
+}
+
+/** Adds the commander option for a schema setting: help text and env twin come from the schema. */
+export function addSettingOption(cmd: Command, key: SettingKey): Command {
+  const { flags, description } = flagOption(key);
+  return cmd.addOption(new Option(flags, description));
 }
 
 /** Backend flags shared by `serve` and `demo`. */
 export function addBackendOptions(cmd: Command): Command {
-  return cmd
-    .option('--backend <kind>', 'openai | transformers (env BACKEND; default: openai when an engine URL is set, else transformers)')
-    .option('--model-id <id>', 'model id (env MODEL_ID; default google/gemma-3n-E4B-it for engines, onnx-community/gemma-3n-E2B-it-ONNX in-process)')
-    .option('--model-dir <dir>', 'local Gemma 3n ONNX export directory for the in-process backend (env MODEL_DIR)')
-    .option('--dtype <dtype>', 'in-process dtype: q4, q4f16, fp16, q8, fp32 (env MODEL_DTYPE)')
-    .option('--device <device>', 'in-process device: cpu or cuda (env MODEL_DEVICE)')
-    .option('--base-url <url>', 'OpenAI-compatible engine base URL, e.g. http://vllm:8000/v1 (env OPENAI_BASE_URL or VLLM_BASE_URL)');
+  for (const key of ['backend', 'modelId', 'modelDir', 'dtype', 'device', 'baseUrl'] as const) addSettingOption(cmd, key);
+  return cmd;
 }
 
-export function backendFromOptions(o: ServeOptions, overrides: Record<string, string | undefined> = {}): ModelBackend {
-  const cfg = backendConfigFromEnv(process.env, {
-    backend: o.backend,
-    modelId: o.modelId,
-    modelDir: o.modelDir,
-    dtype: o.dtype,
-    device: o.device,
-    baseURL: o.baseUrl,
-    ...overrides,
-  });
-  return createBackend(cfg);
+/** The backend the flags and the environment describe (flag > env > default; one ConfigError otherwise). */
+export function backendFromOptions(o: ServeOptions): ModelBackend {
+  return createBackend(backendConfigFrom(process.env, o));
 }
 
 export function installSignalHandlers(stop: () => Promise<void>): void {
@@ -99,49 +65,44 @@ export function installSignalHandlers(stop: () => Promise<void>): void {
 }
 
 export function registerServeCommand(program: Command): void {
-  const cmd = program
-    .command('serve')
-    .description('Run the runner: the PyTrickle-compatible control API on --port (default 8000)')
-    .option('--port <port>', 'listen port (env PORT)', process.env.PORT ?? '8000')
-    .option('--host <host>', 'listen address (env HOST)', process.env.HOST ?? '0.0.0.0')
-    .option('--api-token <token>', 'require Authorization: Bearer <token> on every route but /health (env API_TOKEN)', process.env.API_TOKEN);
+  const cmd = program.command('serve').description('Run the runner: the PyTrickle-compatible control API on --port (default 8000)');
+  for (const key of ['port', 'host', 'apiToken'] as const) addSettingOption(cmd, key);
   addBackendOptions(cmd).action(async (o: ServeOptions) => {
+    // Every setting is parsed and validated here, before anything listens: one error lists every problem.
+    const cfg = parseRuntimeConfig(process.env, o);
+    configureLogging(cfg.log);
     const logger = childLogger('server');
-    const port = parsePort(o.port);
-    const host = (o.host ?? '').trim();
-    if (!host) throw new ServeConfigError('--host / HOST must not be empty (e.g. 0.0.0.0 or 127.0.0.1)');
-    const startWaitMs = parseMs(process.env.START_WAIT_MS, 'START_WAIT_MS', 5_000);
-    const bodyTimeoutMs = parseMs(process.env.BODY_TIMEOUT_MS, 'BODY_TIMEOUT_MS', 10_000);
-    const byoc = Boolean(process.env.ORCH_URL);
-    let apiToken = o.apiToken || undefined;
+    const { port, host } = cfg.server;
+    const byoc = cfg.registration !== undefined;
+    let apiToken = cfg.server.apiToken;
     if (byoc && !apiToken) {
       // The orchestrator learns the token from the registration, so nobody has to configure it.
       apiToken = randomBytes(32).toString('base64url');
       logger.info('BYOC mode and no API_TOKEN: generated a random API token; it is registered with the capability');
     }
     // Validates the registration before listening, so a bad price or URL fails the start, not later.
-    const registration = registrationFromEnv(process.env, port, apiToken);
-    let allowedHosts = parseAllowedHosts(process.env.TRICKLE_ALLOWED_HOSTS);
-    if (!allowedHosts && byoc) allowedHosts = [new URL(process.env.ORCH_URL as string).hostname.toLowerCase().replace(/^\[|\]$/g, '')];
+    const registration = cfg.registration ? registrationFromSettings(cfg.registration, port, apiToken) : undefined;
+    let allowedHosts = cfg.server.trickleAllowedHosts;
+    if (!allowedHosts && cfg.registration) allowedHosts = [new URL(cfg.registration.orchUrl).hostname.toLowerCase().replace(/^\[|\]$/g, '')];
     if (!apiToken && !isLoopbackHost(host)) {
       logger.warn(
         { host },
         'SECURITY: the control API listens beyond loopback with no API token: anyone who can reach this port can start streams. Set API_TOKEN (or --api-token), or --host 127.0.0.1',
       );
     }
-    const backend = backendFromOptions(o);
+    const backend = createBackend(cfg.backend);
     const handle: RunnerServerHandle = await startRunnerServer({
       port,
       host,
       apiToken,
       backend,
       sessionFactory: createSessionFactory({ backend, logger: childLogger('pipeline') }),
-      pipeline: process.env.PIPELINE,
-      capabilityName: process.env.CAPABILITY_NAME,
-      appVersion: process.env.APP_VERSION,
+      pipeline: cfg.server.pipeline,
+      capabilityName: cfg.server.capabilityName,
+      appVersion: cfg.server.appVersion,
       describeBackend: () => describeBackend(backend),
-      startWaitMs,
-      bodyTimeoutMs,
+      startWaitMs: cfg.server.startWaitMs,
+      bodyTimeoutMs: cfg.server.bodyTimeoutMs,
       trickleUrlPolicy: { allowedHosts },
       logger,
     });
@@ -151,13 +112,13 @@ export function registerServeCommand(program: Command): void {
       stopRegistering.abort();
       await handle.close();
     });
-    if (registration) {
+    if (registration && cfg.registration) {
       for (const w of registration.warnings) logger.warn(w);
       // Again with the port actually bound (--port 0 picks one); the values were validated above.
-      const bound = registrationFromEnv(process.env, handle.port, apiToken) ?? registration;
+      const bound = registrationFromSettings(cfg.registration, handle.port, apiToken);
       void keepRegistered(bound.registration, childLogger('register'), {
         isIdle: () => handle.runner.current() === undefined,
-        refreshMs: parseMs(process.env.CAPABILITY_REFRESH_MS, 'CAPABILITY_REFRESH_MS', 60_000),
+        refreshMs: cfg.registration.refreshMs,
         signal: stopRegistering.signal,
       });
     }

@@ -8,7 +8,7 @@
  * until SIGINT/SIGTERM; logs go to stderr.
  */
 import type { Command } from 'commander';
-import { configureRootLogger } from '../log.js';
+import { configureLogging, logConfigFrom, readSetting } from '../config/runtime.js';
 import { ViewerError, startViewer, type ViewerChannels } from '../viewer/server.js';
 
 export interface WatchOptions {
@@ -61,9 +61,9 @@ export function registerWatchCommand(program: Command): void {
     .option('--port <port>', 'viewer port (0 = any free one)', '0')
     .option('--host <host>', 'address to bind', '127.0.0.1')
     .action(async (o: WatchOptions) => {
-      configureRootLogger({ fd: 2, level: process.env.LOG_LEVEL ?? 'warn' });
+      configureLogging(logConfigFrom(process.env), { fd: 2, defaultLevel: 'warn' });
       const channels = watchChannels(o);
-      const token = o.token ?? (process.env.API_TOKEN || undefined);
+      const token = o.token ?? (readSetting(process.env, 'apiToken') || undefined);
       const viewer = await startViewer({
         channels,
         port: portArg(o.port),

@@ -17,7 +17,7 @@ import { EventEmitter } from 'node:events';
 import { childLogger, type Logger } from '../log.js';
 import type { TricklePublisher, TrickleSegmentOut } from '../trickle/publisher.js';
 import type { TrickleSubscriber, TrickleSegmentIn } from '../trickle/subscriber.js';
-import { MediaError } from './errors.js';
+import { MediaError, type MediaErrorCode } from './errors.js';
 import type { MediaSampler } from './sampler.js';
 
 export interface MediaRelayOptions {
@@ -350,7 +350,7 @@ export class MediaRelay extends EventEmitter {
     }
   }
 
-  private report(code: string, message: string, seq: number | undefined): void {
+  private report(code: MediaErrorCode, message: string, seq: number | undefined): void {
     const err = new MediaError(code, message, seq === undefined ? undefined : { seq });
     this.log.warn({ code, seq }, message);
     if (this.listenerCount('error') > 0) this.emit('error', err);

@@ -11,7 +11,7 @@
 import { EventEmitter } from 'node:events';
 import { childLogger, type Logger } from '../log.js';
 import { FfmpegDecoder, type DecodedFrame, type DecoderConfig } from './decoder.js';
-import { MediaError } from './errors.js';
+import { MediaError, type MediaErrorCode } from './errors.js';
 import { encodeJpeg } from './jpeg.js';
 import { probeTsLayout, type TsLayout } from './ts-probe.js';
 import type { AudioChunk, SampledFrame, SamplerSettings, SamplerStats } from './types.js';
@@ -421,7 +421,7 @@ export class MediaSampler extends EventEmitter {
   }
 
   /** Emits an 'error' event (once per code per segment when `oncePerSeq`), or logs when nobody listens. */
-  private report(code: string, message: string, seq: number | undefined, oncePerSeq = false): void {
+  private report(code: MediaErrorCode, message: string, seq: number | undefined, oncePerSeq = false): void {
     if (oncePerSeq) {
       if (this.lastErrorSeq.get(code) === (seq ?? -1)) return;
       this.lastErrorSeq.set(code, seq ?? -1);

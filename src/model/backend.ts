@@ -4,6 +4,7 @@
  * (in-process Transformers.js + ONNX Runtime). Each declares its capabilities so the loop never sends
  * a request the engine would reject.
  */
+import type { ErrorCode } from '../error-codes.js';
 
 /** One sampled video frame. JPEG is what remote engines take; RGB is what the in-process one takes. */
 export interface ImageInput {
@@ -102,8 +103,8 @@ export interface BackendStatus {
   state: BackendState;
   /** Human-readable reason for 'loading'/'error' (the cause, e.g. "cannot reach the engine at …"). */
   message?: string;
-  /** Stable code of the failure behind the current state (a ModelErrorCode), when there is one. */
-  code?: string;
+  /** Stable code of the failure behind the current state (a registered ErrorCode), when there is one. */
+  code?: ErrorCode;
   /**
    * true: the condition will not clear on its own (bad config, a model that failed to load): the
    * runner must be reconfigured/restarted. false/absent: the backend keeps retrying and may recover.

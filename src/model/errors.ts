@@ -2,9 +2,11 @@
  * Typed errors for the model layer. Every failure a backend can surface maps to one stable code so the
  * generation loop (and /health) can say what went wrong without parsing engine-specific text.
  */
-import { AppError } from '../errors.js';
+import { AppError, ERROR_CODES, type ErrorCode } from '../errors.js';
 
-export type ModelErrorCode =
+/** The model layer's codes; what each means, its HTTP status and what to do: src/error-codes.ts. */
+export type ModelErrorCode = Extract<
+  ErrorCode,
   | 'engine_unreachable'
   | 'engine_unauthorized'
   | 'model_not_found'
@@ -16,23 +18,8 @@ export type ModelErrorCode =
   | 'invalid_request'
   | 'aborted'
   | 'model_load_failed'
-  | 'backend_closed';
-
-const HTTP_STATUS: Record<ModelErrorCode, number> = {
-  engine_unreachable: 503,
-  engine_unauthorized: 502,
-  model_not_found: 502,
-  engine_bad_request: 502,
-  // the request's own sizes (max_new_tokens, max_input_tokens, media) are what must change
-  context_length_exceeded: 400,
-  engine_timeout: 504,
-  engine_error: 502,
-  engine_busy: 503,
-  invalid_request: 400,
-  aborted: 499,
-  model_load_failed: 503,
-  backend_closed: 503,
-};
+  | 'backend_closed'
+>;
 
 export class ModelError extends AppError {
   declare readonly code: ModelErrorCode;
@@ -40,7 +27,7 @@ export class ModelError extends AppError {
   readonly engineStatus: number | undefined;
 
   constructor(code: ModelErrorCode, message: string, options?: { cause?: unknown; engineStatus?: number }) {
-    super(code, message, { httpStatus: HTTP_STATUS[code], cause: options?.cause });
+    super(code, message, { httpStatus: ERROR_CODES[code].http, cause: options?.cause });
     this.engineStatus = options?.engineStatus;
   }
 }

@@ -1,19 +1,15 @@
 /**
- * Backend selection: `createBackend(backendConfigFromEnv(process.env, cliOverrides))`.
+ * Backend selection: `createBackend(config.backend)`, where the BackendConfig comes from the runtime
+ * configuration schema (src/config/runtime.ts: the BACKEND, MODEL_*, OPENAI_*, REQUEST_TIMEOUT_MS, …
+ * settings, their defaults and their validation). This module reads no environment itself.
  *
- * Environment: BACKEND (openai|transformers; default openai when OPENAI_BASE_URL or VLLM_BASE_URL is
- * set, else transformers), MODEL_ID, OPENAI_BASE_URL / VLLM_BASE_URL, OPENAI_API_KEY, MODEL_DIR,
- * MODEL_DTYPE (`q4`, `embed_tokens=q8,decoder_model_merged=q4` or JSON; values checked against the
- * Transformers.js dtypes, a partial map is merged over the default map), MODEL_DEVICE (cpu|cuda),
- * MODEL_CACHE_DIR (default $XDG_CACHE_HOME or ~/.cache, then gemma3n-trickle/models),
- * REQUEST_TIMEOUT_MS, MODEL_MAX_IMAGES, MODEL_AUDIO_PART (input_audio|audio_url|none),
- * ENGINE_WARMUP_DEADLINE_MS, AUDIO_PAD_S (engine path: every clip padded to this many seconds,
- * 1–30, default 30; see audio.ts).
+ * `parseDtype` (MODEL_DTYPE / --dtype: `q4`, `embed_tokens=q8,decoder_model_merged=q4` or JSON; values
+ * checked against the Transformers.js dtypes, a partial map is merged over the default map) lives here
+ * because the valid lists are the model layer's.
  */
 import { AppError } from '../errors.js';
 import type { BackendCapabilities, ModelBackend } from './backend.js';
 import { DEFAULT_OPENAI_MODEL, OpenAIBackend } from './openai.js';
-import { AUDIO_SAMPLE_RATE } from './audio.js';
 import {
   defaultModelCacheDir,
   DEFAULT_TRANSFORMERS_MODEL,
@@ -26,6 +22,7 @@ import {
 
 export type BackendKind = 'openai' | 'transformers';
 
+/** A fully resolved backend configuration (see src/config/runtime.ts for where each field comes from). */
 export interface BackendConfig {
   backend: BackendKind;
   /** Engine model id (openai) or hub id (transformers). */
@@ -94,73 +91,6 @@ export function parseDtype(raw: string): DtypeOption {
     map[k] = v;
   }
   return checkDtypeMap(map);
-}
-
-/** AUDIO_PAD_S: seconds, 1–30. */
-function audioPadSeconds(raw: string | undefined): number | undefined {
-  if (raw === undefined || raw === '') return undefined;
-  const n = Number(raw);
-  if (!Number.isFinite(n) || n < 1 || n > 30) throw invalid(`AUDIO_PAD_S must be a number of seconds from 1 to 30, got "${raw}"`);
-  return Math.round(n * AUDIO_SAMPLE_RATE);
-}
-
-function positiveInt(name: string, raw: string | undefined): number | undefined {
-  if (raw === undefined || raw === '') return undefined;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n <= 0) throw invalid(`${name} must be a positive integer, got "${raw}"`);
-  return n;
-}
-
-/** CLI flags arrive as strings; `backend` and `dtype` are validated/parsed like their env twins. */
-export type BackendConfigOverrides = Omit<Partial<BackendConfig>, 'backend' | 'dtype'> & {
-  backend?: string | undefined;
-  dtype?: DtypeOption | undefined;
-};
-
-export function backendConfigFromEnv(
-  env: Record<string, string | undefined> = process.env,
-  overrides: BackendConfigOverrides = {},
-): BackendConfig {
-  const baseURL = overrides.baseURL ?? (env.OPENAI_BASE_URL || env.VLLM_BASE_URL || undefined);
-  const requested = overrides.backend ?? (env.BACKEND || undefined);
-  if (requested !== undefined && requested !== 'openai' && requested !== 'transformers') {
-    throw invalid(`BACKEND must be "openai" or "transformers", got "${requested}"`);
-  }
-  const backend: BackendKind = (requested as BackendKind | undefined) ?? (baseURL ? 'openai' : 'transformers');
-  if (backend === 'openai' && !baseURL) throw invalid('the openai backend needs OPENAI_BASE_URL (or VLLM_BASE_URL)');
-  const audioRaw = env.MODEL_AUDIO_PART;
-  let audioPart: BackendConfig['audioPart'];
-  if (audioRaw === 'input_audio' || audioRaw === 'audio_url') audioPart = audioRaw;
-  else if (audioRaw === 'none') audioPart = null;
-  else if (audioRaw) throw invalid(`MODEL_AUDIO_PART must be input_audio, audio_url or none, got "${audioRaw}"`);
-  const device = env.MODEL_DEVICE || undefined;
-
-  const cfg: BackendConfig = {
-    backend,
-    modelId: env.MODEL_ID || (backend === 'openai' ? DEFAULT_OPENAI_MODEL : DEFAULT_TRANSFORMERS_MODEL),
-    timeoutMs: positiveInt('REQUEST_TIMEOUT_MS', env.REQUEST_TIMEOUT_MS) ?? 60_000,
-    ...(baseURL ? { baseURL } : {}),
-    ...(env.OPENAI_API_KEY ? { apiKey: env.OPENAI_API_KEY } : {}),
-    ...(env.MODEL_DIR ? { modelDir: env.MODEL_DIR } : {}),
-    ...(env.MODEL_DTYPE ? { dtype: parseDtype(env.MODEL_DTYPE) } : {}),
-    ...(device ? { device } : {}),
-    cacheDir: env.MODEL_CACHE_DIR || defaultModelCacheDir(env),
-    ...(env.MODEL_MAX_IMAGES ? { maxImages: positiveInt('MODEL_MAX_IMAGES', env.MODEL_MAX_IMAGES)! } : {}),
-    ...(audioPart !== undefined ? { audioPart } : {}),
-    ...(env.AUDIO_PAD_S ? { audioPadSamples: audioPadSeconds(env.AUDIO_PAD_S)! } : {}),
-    ...(env.ENGINE_WARMUP_DEADLINE_MS ? { warmupDeadlineMs: positiveInt('ENGINE_WARMUP_DEADLINE_MS', env.ENGINE_WARMUP_DEADLINE_MS)! } : {}),
-  };
-  const merged: BackendConfig = { ...cfg };
-  for (const [k, v] of Object.entries(overrides)) if (v !== undefined) (merged as unknown as Record<string, unknown>)[k] = v;
-  merged.backend = backend;
-  if (typeof overrides.dtype === 'string') merged.dtype = parseDtype(overrides.dtype);
-  if (merged.device !== undefined && merged.device !== 'cpu' && merged.device !== 'cuda') {
-    throw invalid(`MODEL_DEVICE / --device must be cpu or cuda, got "${merged.device}"`);
-  }
-  if (overrides.modelId === undefined && env.MODEL_ID === undefined) {
-    merged.modelId = backend === 'openai' ? DEFAULT_OPENAI_MODEL : DEFAULT_TRANSFORMERS_MODEL;
-  }
-  return merged;
 }
 
 export function createBackend(cfg: BackendConfig): ModelBackend {

@@ -40,6 +40,10 @@ import { ModelAbortError, ModelError } from './errors.js';
 import { fitMedia } from './request.js';
 
 export const DEFAULT_OPENAI_MODEL = 'google/gemma-3n-E4B-it';
+/** REQUEST_TIMEOUT_MS default: the whole request, stalls included. */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 60_000;
+/** ENGINE_WARMUP_DEADLINE_MS default: how long the engine may take to answer before /health reads ERROR. */
+export const DEFAULT_WARMUP_DEADLINE_MS = 600_000;
 
 export interface OpenAIBackendOptions {
   /** e.g. http://127.0.0.1:8000/v1 */
@@ -161,7 +165,7 @@ export class OpenAIBackend implements ModelBackend {
   constructor(opts: OpenAIBackendOptions) {
     this.baseURL = opts.baseURL.replace(/\/+$/, '');
     this.modelId = opts.modelId ?? DEFAULT_OPENAI_MODEL;
-    this.timeoutMs = opts.timeoutMs ?? 60_000;
+    this.timeoutMs = opts.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     this.stream = opts.stream ?? true;
     const c = opts.capabilities ?? {};
     this.audioPadSamples = opts.audioPadSamples ?? DEFAULT_AUDIO_PAD_SAMPLES;
@@ -176,7 +180,7 @@ export class OpenAIBackend implements ModelBackend {
     };
     this.warm = {
       retryIntervalMs: opts.warmup?.retryIntervalMs ?? 2000,
-      deadlineMs: opts.warmup?.deadlineMs ?? 600_000,
+      deadlineMs: opts.warmup?.deadlineMs ?? DEFAULT_WARMUP_DEADLINE_MS,
       probeTimeoutMs: opts.warmup?.probeTimeoutMs ?? Math.min(this.timeoutMs, 30_000),
       logEveryMs: opts.warmup?.logEveryMs ?? 30_000,
     };

@@ -6,7 +6,7 @@
  */
 import type { Readable } from 'node:stream';
 import type { Logger } from '../log.js';
-import { errorMessage } from '../errors.js';
+import { errorMessage, type ErrorCode } from '../errors.js';
 
 export interface ControlSegment {
   seq: number;
@@ -21,7 +21,7 @@ export interface SegmentSource {
 
 export type ControlMessage =
   | { kind: 'update'; seq: number; payload: Record<string, unknown> }
-  | { kind: 'invalid'; seq: number; code: string; message: string };
+  | { kind: 'invalid'; seq: number; code: ErrorCode; message: string };
 
 export interface ControlReaderOptions {
   /** Builds a subscriber; `start` is -2 for the first one and -1 after a reconnect. */

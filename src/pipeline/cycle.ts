@@ -6,7 +6,7 @@
  *    returns the records to publish (a failed cycle yields an `error` record, never nothing).
  */
 import type { StreamParams } from '../config/params.js';
-import { errorCode, errorMessage } from '../errors.js';
+import { errorCode, errorMessage, type ErrorCode } from '../errors.js';
 import { mediaTokenCosts, type BackendCapabilities, type GenerateEvent, type GenerateRequest, type ImageInput, type ModelBackend } from '../model/backend.js';
 import { AUDIO_SAMPLE_RATE, rms, type AudioWindow } from './buffers.js';
 import { correctionPrompt, historyTurns, type HistoryEntry } from './context.js';
@@ -53,7 +53,7 @@ export type PlanResult =
   | { kind: 'empty'; audioSilent: boolean }
   | {
       kind: 'error';
-      code: string;
+      code: ErrorCode;
       message: string;
       estimate: number;
       framesDropped: number;
@@ -208,7 +208,7 @@ export interface CycleResult {
   /** The text to remember for context (corrected when the correction pass ran). */
   remember?: HistoryEntry;
   outcome: 'ok' | 'error' | 'aborted';
-  error?: { code: string; message: string };
+  error?: { code: ErrorCode; message: string };
 }
 
 /** Identifies one cycle in its records: a UUID plus the stream's running count. */
@@ -220,7 +220,7 @@ export interface CycleRef {
 export function errorRecord(
   streamId: string,
   cycle: CycleRef,
-  code: string,
+  code: ErrorCode,
   message: string,
   extra: Partial<Pick<ErrorRecord, 'prompt' | 'window' | 'stats'>> = {},
   now = Date.now(),

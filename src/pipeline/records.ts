@@ -2,7 +2,9 @@
  * Data-channel records: their shapes and their serialisation to one NDJSON line each.
  * The gateway reads the data channel with a line scanner that breaks on lines over 64 KiB (spec §6.7),
  * so serialisation enforces a byte limit by truncating the free-text fields and flagging `truncated`.
+ * `error.code` is a registered ErrorCode (src/error-codes.ts).
  */
+import type { ErrorCode } from '../error-codes.js';
 
 export interface RecordWindow {
   start_ms: number;
@@ -79,7 +81,7 @@ export interface ErrorRecord {
   cycle_seq: number;
   prompt?: string;
   window?: RecordWindow;
-  error: { code: string; message: string };
+  error: { code: ErrorCode; message: string };
   stats?: {
     skipped_cycles: number;
     records_dropped: number;

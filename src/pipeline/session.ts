@@ -15,7 +15,7 @@
  * The data channel gets a zero-byte keepalive segment after `dataKeepaliveMs` without a write.
  */
 import { KNOWN_PARAM_KEYS, parseParamsUpdate, type StreamParams } from '../config/params.js';
-import { AppError, errorCode, errorMessage } from '../errors.js';
+import { AppError, errorCode, errorMessage, type ErrorCode } from '../errors.js';
 import { childLogger, type Logger } from '../log.js';
 import { metrics } from '../metrics.js';
 import type { ModelBackend } from '../model/backend.js';
@@ -130,7 +130,7 @@ export class PipelineSession implements StreamSession {
   private readonly startedAtMs = Date.now();
   private lastInputAtMs: number | undefined;
   private lastParamsUpdateAtMs: number | undefined;
-  private lastError: { atMs: number; code: string; message: string } | undefined;
+  private lastError: { atMs: number; code: ErrorCode; message: string } | undefined;
   private lastFrameDims: { width: number; height: number } | undefined;
   private readonly videoRate = new RateMeter();
   private readonly audioRate = new RateMeter();
@@ -389,7 +389,7 @@ export class PipelineSession implements StreamSession {
     this.events?.emit('send_first_processed_segment');
   }
 
-  private emitError(code: string, message: string, fields: Record<string, unknown> = {}): void {
+  private emitError(code: ErrorCode, message: string, fields: Record<string, unknown> = {}): void {
     this.lastError = { atMs: Date.now(), code, message };
     this.log.warn({ code, err: message, ...fields }, 'stream error');
     this.events?.emit('error', { error: { code, message }, message, ...fields });

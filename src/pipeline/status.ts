@@ -4,6 +4,7 @@
  * gateway's stream status document reads the same as for other live pipelines, plus our counters.
  */
 import type { StreamParams } from '../config/params.js';
+import type { ErrorCode } from '../error-codes.js';
 
 /** Events per second over a sliding wall-clock window; memory bounded by `maxSamples`. */
 export class RateMeter {
@@ -42,7 +43,7 @@ export interface StatusInputs {
   lastOutputAtMs: number | undefined;
   lastCycleOk: boolean | undefined;
   lastParamsUpdateAtMs: number | undefined;
-  lastError: { atMs: number; code: string; message: string } | undefined;
+  lastError: { atMs: number; code: ErrorCode; message: string } | undefined;
   inputFps: number;
   cyclesPerS: number;
   params: StreamParams;

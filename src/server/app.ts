@@ -21,6 +21,7 @@ import { registry } from '../metrics.js';
 import type { ModelBackend } from '../model/backend.js';
 import type { SessionFactory } from '../pipeline/types.js';
 import { VERSION } from '../version.js';
+import { SERVER_DEFAULTS } from '../config/defaults.js';
 import { gpuInfo, gpuStats } from './hardware.js';
 import { parseJsonObject, parseStartRequest, streamIdHeader } from './requests.js';
 import { Runner } from './runner.js';
@@ -69,7 +70,7 @@ function tokenMatches(header: string | undefined, token: string): boolean {
 
 export async function buildServer(opts: ServerOptions): Promise<ControlServer> {
   const bodyLimit = opts.bodyLimitBytes ?? 1024 * 1024;
-  const bodyTimeoutMs = opts.bodyTimeoutMs ?? 10_000;
+  const bodyTimeoutMs = opts.bodyTimeoutMs ?? SERVER_DEFAULTS.bodyTimeoutMs;
   const app = Fastify({
     loggerInstance: opts.logger as FastifyBaseLogger,
     bodyLimit,

@@ -18,13 +18,16 @@
  *   hand out a slot the runner does not have;
  * - a refusal is logged with the orchestrator's answer (status and body), never guessed at.
  * Orchestrators commonly use self-signed certificates, so TLS verification follows ORCH_TLS_VERIFY
- * (default off, like PyTrickle).
+ * (default off, like PyTrickle). The settings themselves (names, defaults, per-value validation) are
+ * declared in src/config/runtime.ts; this module adds the rules that need the bound port.
  */
 import { Agent } from 'node:https';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { Logger } from '../log.js';
 import { AppError, errorMessage } from '../errors.js';
+import { ConfigError, registrationSettingsFrom, type RegistrationSettings } from '../config/runtime.js';
+import { SERVER_DEFAULTS } from '../config/defaults.js';
 
 export interface CapabilityRegistration {
   orchUrl: string;
@@ -42,26 +45,11 @@ export interface CapabilityRegistration {
   tlsVerify: boolean;
 }
 
-export class RegistrationConfigError extends AppError {
-  constructor(message: string) {
-    super('invalid_registration_config', message);
-  }
-}
-
 /** Names/addresses that only ever reach this machine (0.0.0.0 and :: are "all interfaces", not loopback). */
 const LOOPBACK = /^(localhost|127(\.\d+){3}|\[?::1\]?)$/i;
 
 export function isLoopbackHost(host: string): boolean {
   return LOOPBACK.test(host.replace(/\.$/, ''));
-}
-
-function wholeNumber(env: NodeJS.ProcessEnv, key: string, def: number, min: number, why: string): number {
-  const raw = env[key];
-  if (raw === undefined || raw.trim() === '') return def;
-  if (!/^\s*\d+\s*$/.test(raw) || Number(raw) < min || !Number.isSafeInteger(Number(raw))) {
-    throw new RegistrationConfigError(`${key} must be a whole number ≥ ${min} (got ${JSON.stringify(raw)}): ${why}`);
-  }
-  return Number(raw);
 }
 
 export interface RegistrationFromEnv {
@@ -70,34 +58,30 @@ export interface RegistrationFromEnv {
   warnings: string[];
 }
 
+function refuse(setting: string, message: string): ConfigError {
+  return new ConfigError([{ setting, message }]);
+}
+
 /**
- * Reads the registration from the environment; undefined when ORCH_URL is not set. Throws a
- * RegistrationConfigError (with the fix in the message) for configuration go-livepeer would reject
- * or that cannot work.
+ * The registration from validated settings (src/config/runtime.ts checks each value: whole numbers,
+ * URL syntax) plus the rules that need the port: ORCH_SECRET is required, a defaulted CAPABILITY_URL
+ * (localhost) with a remote ORCH_URL is refused, capacity is clamped. Throws a ConfigError with the fix.
  */
-export function registrationFromEnv(env: NodeJS.ProcessEnv, port: number, apiToken?: string): RegistrationFromEnv | undefined {
-  if (!env.ORCH_URL) return undefined;
-  if (!env.ORCH_SECRET) throw new RegistrationConfigError('ORCH_URL is set but ORCH_SECRET is not: set ORCH_SECRET to the orchestrator\'s -orchSecret');
-  let orch: URL;
-  try {
-    orch = new URL(env.ORCH_URL);
-  } catch {
-    throw new RegistrationConfigError(`ORCH_URL is not a valid URL (got ${JSON.stringify(env.ORCH_URL)}); e.g. https://orchestrator:8935`);
-  }
+export function registrationFromSettings(s: RegistrationSettings, port: number, apiToken?: string): RegistrationFromEnv {
+  if (!s.orchSecret) throw refuse('ORCH_SECRET', 'ORCH_URL is set but ORCH_SECRET is not: set ORCH_SECRET to the orchestrator\'s -orchSecret');
+  const orch = new URL(s.orchUrl);
   const warnings: string[] = [];
-  const priceWhy = 'go-livepeer parses price_per_unit as an integer (int64) and answers 400 to a fraction; give the price in the smallest unit (wei, or see CAPABILITY_CURRENCY)';
-  const pricePerUnit = wholeNumber(env, 'CAPABILITY_PRICE_PER_UNIT', 0, 0, priceWhy);
-  const priceScaling = wholeNumber(env, 'CAPABILITY_PRICE_SCALING', 1, 1, 'go-livepeer parses price_scaling as an integer (int64)');
-  let capacity = wholeNumber(env, 'CAPABILITY_CAPACITY', 1, 1, 'the number of concurrent streams');
+  let capacity = s.capacity;
   if (capacity > 1) {
     warnings.push(`CAPABILITY_CAPACITY=${capacity} clamped to 1: this runner serves one stream at a time (run more runners for more streams)`);
     capacity = 1;
   }
-  let url = env.CAPABILITY_URL?.trim();
+  let url = s.capabilityUrl?.trim();
   const orchIsRemote = !isLoopbackHost(orch.hostname);
   if (!url) {
     if (orchIsRemote) {
-      throw new RegistrationConfigError(
+      throw refuse(
+        'CAPABILITY_URL',
         `CAPABILITY_URL is not set, so the orchestrator at ${orch.host} would be told to call http://localhost:${port} — its own localhost, not this runner. ` +
           `Set CAPABILITY_URL to an address the orchestrator can reach, e.g. http://<this-runner's-host-or-container-name>:${port}`,
       );
@@ -108,7 +92,7 @@ export function registrationFromEnv(env: NodeJS.ProcessEnv, port: number, apiTok
     try {
       cap = new URL(url);
     } catch {
-      throw new RegistrationConfigError(`CAPABILITY_URL is not a valid URL (got ${JSON.stringify(url)})`);
+      throw refuse('CAPABILITY_URL', `CAPABILITY_URL is not a valid URL (got ${JSON.stringify(url)})`);
     }
     if (orchIsRemote && isLoopbackHost(cap.hostname)) {
       warnings.push(
@@ -118,19 +102,28 @@ export function registrationFromEnv(env: NodeJS.ProcessEnv, port: number, apiTok
     url = url.replace(/\/+$/, '');
   }
   const registration: CapabilityRegistration = {
-    orchUrl: env.ORCH_URL.replace(/\/+$/, ''),
-    orchSecret: env.ORCH_SECRET,
-    name: env.CAPABILITY_NAME || 'gemma3n-trickle',
-    description: env.CAPABILITY_DESCRIPTION || 'Gemma 3n live stream description (gemma3n-trickle)',
+    orchUrl: s.orchUrl.replace(/\/+$/, ''),
+    orchSecret: s.orchSecret,
+    name: s.name,
+    description: s.description,
     url,
     capacity,
-    pricePerUnit,
-    priceScaling,
-    tlsVerify: /^(1|true|yes)$/i.test(env.ORCH_TLS_VERIFY ?? ''),
+    pricePerUnit: s.pricePerUnit,
+    priceScaling: s.priceScaling,
+    tlsVerify: s.tlsVerify,
   };
-  if (env.CAPABILITY_CURRENCY) registration.currency = env.CAPABILITY_CURRENCY;
+  if (s.currency) registration.currency = s.currency;
   if (apiToken) registration.token = apiToken;
   return { registration, warnings };
+}
+
+/**
+ * The registration straight from an environment (tests, scripts); undefined when ORCH_URL is not set.
+ * Same checks as the runner's start: throws one ConfigError naming the variable and the fix.
+ */
+export function registrationFromEnv(env: NodeJS.ProcessEnv, port: number, apiToken?: string): RegistrationFromEnv | undefined {
+  const s = registrationSettingsFrom(env);
+  return s ? registrationFromSettings(s, port, apiToken) : undefined;
 }
 
 export function registrationBody(reg: CapabilityRegistration): string {
@@ -250,7 +243,7 @@ export interface KeepRegisteredOptions {
 export async function keepRegistered(reg: CapabilityRegistration, log: Logger, opts: KeepRegisteredOptions): Promise<void> {
   const initial = opts.initialDelayMs ?? 1000;
   const max = opts.maxDelayMs ?? 30_000;
-  const refresh = opts.refreshMs ?? 60_000;
+  const refresh = opts.refreshMs ?? SERVER_DEFAULTS.capabilityRefreshMs;
   let delay = initial;
   let registered = false;
   // Once registered, the entry may still exist at the orchestrator even after a failed attempt, so

@@ -13,6 +13,7 @@
 import { AppError, errorCode, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import { parseParamsUpdate, parseStartParams, type StreamParams } from '../config/params.js';
+import { SERVER_DEFAULTS } from '../config/defaults.js';
 import type { SessionFactory, StreamSession, StreamStartConfig } from '../pipeline/types.js';
 import type { ModelBackend } from '../model/backend.js';
 import { RunnerState } from './state.js';
@@ -37,7 +38,7 @@ export class StreamNotFoundError extends AppError {
   }
 }
 
-export const DEFAULT_START_WAIT_MS = 5_000;
+export const DEFAULT_START_WAIT_MS: number = SERVER_DEFAULTS.startWaitMs;
 
 export interface StartResult {
   session: StreamSession;

@@ -7,6 +7,7 @@
  * there is no flag to forget to clear.
  */
 import type { BackendStatus } from '../model/backend.js';
+import type { ErrorCode } from '../error-codes.js';
 
 export type ReportedStatus = 'LOADING' | 'IDLE' | 'OK' | 'ERROR';
 
@@ -24,7 +25,7 @@ export interface PipelineStateObject {
 export class RunnerState {
   private startupComplete = false;
   private fatal: string | undefined;
-  private lastStreamError: { stream_id: string; code: string; message: string; at_ms: number } | undefined;
+  private lastStreamError: { stream_id: string; code: ErrorCode; message: string; at_ms: number } | undefined;
 
   constructor(
     private readonly backendStatus: () => BackendStatus,
@@ -41,7 +42,7 @@ export class RunnerState {
     this.fatal = message;
   }
 
-  noteStreamError(streamId: string, code: string, message: string): void {
+  noteStreamError(streamId: string, code: ErrorCode, message: string): void {
     this.lastStreamError = { stream_id: streamId, code, message, at_ms: Date.now() };
   }
 

@@ -11,6 +11,7 @@
  * - a refusal is a 400 naming the field. The query/fragment rule lives in requests.ts (syntax).
  * Limit, by design: the check runs at start; a DNS answer that changes later (rebinding) is not seen.
  * The allowlist is the defence against that — in BYOC mode it defaults to the orchestrator's host.
+ * TRICKLE_ALLOWED_HOSTS is parsed by the configuration schema (src/config/runtime.ts).
  */
 import { lookup as dnsLookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
@@ -90,15 +91,6 @@ function hostOf(u: URL): { host: string; hostPort: string } {
   const host = u.hostname.toLowerCase().replace(/^\[|\]$/g, '').replace(/\.$/, '');
   const port = u.port || (u.protocol === 'https:' ? '443' : '80');
   return { host, hostPort: `${host.includes(':') ? `[${host}]` : host}:${port}` };
-}
-
-/** Parses TRICKLE_ALLOWED_HOSTS (comma/space separated). Empty or unset → undefined (open). */
-export function parseAllowedHosts(text: string | undefined): string[] | undefined {
-  const list = (text ?? '')
-    .split(/[\s,]+/)
-    .map((s) => s.trim().toLowerCase())
-    .filter(Boolean);
-  return list.length > 0 ? list : undefined;
 }
 
 /** Throws a 400 naming the field when a channel URL is not allowed; resolves otherwise. */

@@ -78,6 +78,16 @@ describe('serve command', () => {
     assert.match(env.stderr, /--port \/ PORT must be a whole number from 0 to 65535 \(got "70000"\)/);
   });
 
+  it('reports every bad setting at once, before listening, not only the first', async () => {
+    const r = await refused(['--port', 'abc', '--backend', 'llamacpp'], { START_WAIT_MS: '5s', LOG_LEVEL: 'verbose' });
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /invalid configuration \(4 problems\)/);
+    assert.match(r.stderr, /--port \/ PORT must be a whole number from 0 to 65535 \(got "abc"\)/);
+    assert.match(r.stderr, /START_WAIT_MS must be a whole number of milliseconds \(got "5s"\)/);
+    assert.match(r.stderr, /--backend \/ BACKEND must be "openai" or "transformers" \(got "llamacpp"\)/);
+    assert.match(r.stderr, /LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent \(got "verbose"\)/);
+  });
+
   it('refuses a fractional capability price at start, saying go-livepeer would reject it', async () => {
     const r = await refused(['--port', '0', '--host', '127.0.0.1'], { ORCH_URL: 'http://127.0.0.1:1', ORCH_SECRET: 's', CAPABILITY_PRICE_PER_UNIT: '0.5' });
     assert.equal(r.code, 1);

@@ -6,7 +6,8 @@ import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { encodeWavPcm16, fitAudioSamples, mergeAudioClips } from '../../src/model/audio.js';
-import { backendConfigFromEnv, createBackend, describeBackend, parseDtype } from '../../src/model/index.js';
+import { createBackend, describeBackend, parseDtype } from '../../src/model/index.js';
+import { backendConfigFrom } from '../../src/config/runtime.js';
 import { OpenAIBackend } from '../../src/model/openai.js';
 import { pickEvenly } from '../../src/model/request.js';
 import { makeTinyModel } from '../../src/model/tiny-model.js';
@@ -14,14 +15,14 @@ import { TransformersBackend } from '../../src/model/transformers.js';
 
 describe('backend selection', () => {
   it('defaults to the in-process backend with the E2B ONNX export when no engine URL is set', () => {
-    const cfg = backendConfigFromEnv({});
+    const cfg = backendConfigFrom({});
     assert.equal(cfg.backend, 'transformers');
     assert.equal(cfg.modelId, 'onnx-community/gemma-3n-E2B-it-ONNX');
   });
 
   it('picks the OpenAI backend and E4B when OPENAI_BASE_URL or VLLM_BASE_URL is set', () => {
     for (const key of ['OPENAI_BASE_URL', 'VLLM_BASE_URL']) {
-      const cfg = backendConfigFromEnv({ [key]: 'http://vllm:8000/v1', OPENAI_API_KEY: 'k', REQUEST_TIMEOUT_MS: '1234' });
+      const cfg = backendConfigFrom({ [key]: 'http://vllm:8000/v1', OPENAI_API_KEY: 'k', REQUEST_TIMEOUT_MS: '1234' });
       assert.equal(cfg.backend, 'openai');
       assert.equal(cfg.baseURL, 'http://vllm:8000/v1');
       assert.equal(cfg.modelId, 'google/gemma-3n-E4B-it');
@@ -31,7 +32,7 @@ describe('backend selection', () => {
   });
 
   it('lets flags override the environment and parses dtype strings and maps', () => {
-    const cfg = backendConfigFromEnv({ OPENAI_BASE_URL: 'http://x/v1', MODEL_DTYPE: 'q4' }, { backend: 'transformers', modelDir: '/m', dtype: 'embed_tokens=q8,decoder_model_merged=q4' });
+    const cfg = backendConfigFrom({ OPENAI_BASE_URL: 'http://x/v1', MODEL_DTYPE: 'q4' }, { backend: 'transformers', modelDir: '/m', dtype: 'embed_tokens=q8,decoder_model_merged=q4' });
     assert.equal(cfg.backend, 'transformers');
     assert.equal(cfg.modelDir, '/m');
     assert.deepEqual(cfg.dtype, { embed_tokens: 'q8', decoder_model_merged: 'q4' });
@@ -40,14 +41,14 @@ describe('backend selection', () => {
   });
 
   it('rejects unknown backends, devices and audio parts, and an openai backend without a URL', () => {
-    assert.throws(() => backendConfigFromEnv({ BACKEND: 'llamacpp' }), /BACKEND/);
-    assert.throws(() => backendConfigFromEnv({ MODEL_DEVICE: 'tpu' }), /MODEL_DEVICE/);
-    assert.throws(() => backendConfigFromEnv({ MODEL_AUDIO_PART: 'mp3' }), /MODEL_AUDIO_PART/);
-    assert.throws(() => backendConfigFromEnv({ BACKEND: 'openai' }), /OPENAI_BASE_URL/);
+    assert.throws(() => backendConfigFrom({ BACKEND: 'llamacpp' }), /BACKEND/);
+    assert.throws(() => backendConfigFrom({ MODEL_DEVICE: 'tpu' }), /MODEL_DEVICE/);
+    assert.throws(() => backendConfigFrom({ MODEL_AUDIO_PART: 'mp3' }), /MODEL_AUDIO_PART/);
+    assert.throws(() => backendConfigFrom({ BACKEND: 'openai' }), /OPENAI_BASE_URL/);
   });
 
   it('creates the configured backend and describes it for /version', async () => {
-    const oa = createBackend(backendConfigFromEnv({ VLLM_BASE_URL: 'http://127.0.0.1:9/v1', MODEL_AUDIO_PART: 'audio_url', MODEL_MAX_IMAGES: '4' }));
+    const oa = createBackend(backendConfigFrom({ VLLM_BASE_URL: 'http://127.0.0.1:9/v1', MODEL_AUDIO_PART: 'audio_url', MODEL_MAX_IMAGES: '4' }));
     assert.ok(oa instanceof OpenAIBackend);
     assert.deepEqual(describeBackend(oa), {
       backend: 'openai',
@@ -55,7 +56,7 @@ describe('backend selection', () => {
       capabilities: { images: true, max_images: 4, audio: 'audio_url', tokens_per_image: 256, tokens_per_audio_clip: 188 },
       engine: { base_url: 'http://127.0.0.1:9/v1' },
     });
-    const tf = createBackend(backendConfigFromEnv({}));
+    const tf = createBackend(backendConfigFrom({}));
     assert.ok(tf instanceof TransformersBackend);
     const d = describeBackend(tf);
     assert.equal(d.backend, 'transformers');
@@ -69,20 +70,20 @@ describe('backend selection', () => {
 describe('in-process model settings', () => {
   it('refuses an unknown dtype or session name with the valid list', () => {
     assert.throws(() => parseDtype('q3'), /unknown dtype "q3"; valid: auto, fp32, fp16, q8, int8, uint8, q4, bnb4, q4f16/);
-    assert.throws(() => backendConfigFromEnv({}, { dtype: 'q3' }), /unknown dtype "q3"/);
+    assert.throws(() => backendConfigFrom({}, { dtype: 'q3' }), /unknown dtype "q3"/);
     assert.throws(() => parseDtype('vision_encoder=q5'), /unknown dtype "q5" for vision_encoder/);
     assert.throws(() => parseDtype('vision_encodr=q8'), /unknown session "vision_encodr"; valid: embed_tokens, audio_encoder, vision_encoder, decoder_model_merged/);
     assert.throws(() => parseDtype('{"vision_encoder":'), /not valid JSON/);
   });
 
   it('merges a partial --dtype map over the default map instead of leaving the other graphs at fp32', () => {
-    const b = createBackend(backendConfigFromEnv({}, { dtype: 'embed_tokens=q8,decoder_model_merged=q4f16' }));
+    const b = createBackend(backendConfigFrom({}, { dtype: 'embed_tokens=q8,decoder_model_merged=q4f16' }));
     assert.deepEqual(describeBackend(b).engine.dtype, { embed_tokens: 'q8', audio_encoder: 'q8', vision_encoder: 'q8', decoder_model_merged: 'q4f16' });
-    assert.equal(describeBackend(createBackend(backendConfigFromEnv({ MODEL_DTYPE: 'fp16' }))).engine.dtype, 'fp16', 'one dtype still applies to every graph');
+    assert.equal(describeBackend(createBackend(backendConfigFrom({ MODEL_DTYPE: 'fp16' }))).engine.dtype, 'fp16', 'one dtype still applies to every graph');
   });
 
   it('caches the model in a user cache dir (XDG_CACHE_HOME or ~/.cache), never inside node_modules; MODEL_CACHE_DIR overrides', () => {
-    const dir = (env: Record<string, string>) => describeBackend(createBackend(backendConfigFromEnv(env))).engine.cache_dir;
+    const dir = (env: Record<string, string>) => describeBackend(createBackend(backendConfigFrom(env))).engine.cache_dir;
     assert.equal(dir({ XDG_CACHE_HOME: '/var/cache/u' }), '/var/cache/u/gemma3n-trickle/models');
     assert.equal(dir({}), join(homedir(), '.cache', 'gemma3n-trickle', 'models'));
     assert.equal(dir({ XDG_CACHE_HOME: '/var/cache/u', MODEL_CACHE_DIR: '/models' }), '/models');
@@ -90,17 +91,17 @@ describe('in-process model settings', () => {
   });
 
   it('defaults to one frame per request on cpu', () => {
-    assert.equal(createBackend(backendConfigFromEnv({})).capabilities.maxImages, 1);
-    assert.equal(createBackend(backendConfigFromEnv({ MODEL_MAX_IMAGES: '2' })).capabilities.maxImages, 2);
+    assert.equal(createBackend(backendConfigFrom({})).capabilities.maxImages, 1);
+    assert.equal(createBackend(backendConfigFrom({ MODEL_MAX_IMAGES: '2' })).capabilities.maxImages, 2);
   });
 });
 
 describe('engine audio padding', () => {
   it('AUDIO_PAD_S sets the server-wide clip length (default 30 s), within 1–30 s', () => {
-    assert.equal(backendConfigFromEnv({ VLLM_BASE_URL: 'http://x/v1', AUDIO_PAD_S: '10' }).audioPadSamples, 160000);
-    assert.equal(backendConfigFromEnv({ VLLM_BASE_URL: 'http://x/v1' }).audioPadSamples, undefined);
-    assert.throws(() => backendConfigFromEnv({ VLLM_BASE_URL: 'http://x/v1', AUDIO_PAD_S: '0' }), /AUDIO_PAD_S/);
-    assert.throws(() => backendConfigFromEnv({ VLLM_BASE_URL: 'http://x/v1', AUDIO_PAD_S: '31' }), /AUDIO_PAD_S/);
+    assert.equal(backendConfigFrom({ VLLM_BASE_URL: 'http://x/v1', AUDIO_PAD_S: '10' }).audioPadSamples, 160000);
+    assert.equal(backendConfigFrom({ VLLM_BASE_URL: 'http://x/v1' }).audioPadSamples, undefined);
+    assert.throws(() => backendConfigFrom({ VLLM_BASE_URL: 'http://x/v1', AUDIO_PAD_S: '0' }), /AUDIO_PAD_S/);
+    assert.throws(() => backendConfigFrom({ VLLM_BASE_URL: 'http://x/v1', AUDIO_PAD_S: '31' }), /AUDIO_PAD_S/);
     assert.equal(fitAudioSamples(new Float32Array(320), 480000).length, 480000);
     assert.equal(fitAudioSamples(new Float32Array(100000), 480000).length, 480000);
   });

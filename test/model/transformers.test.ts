@@ -13,7 +13,8 @@ import type { GenerateEvent, GenerateRequest, ImageInput } from '../../src/model
 import { ModelError } from '../../src/model/errors.js';
 import { tinyModelReply, TINY_AUDIO_SEQ_LENGTH, TINY_IMAGE_SEQ_LENGTH } from '../../src/model/tiny-model.js';
 import { cudaProviderInstalled, TransformersBackend } from '../../src/model/transformers.js';
-import { backendConfigFromEnv, createBackend, describeBackend } from '../../src/model/index.js';
+import { createBackend, describeBackend } from '../../src/model/index.js';
+import { backendConfigFrom } from '../../src/config/runtime.js';
 import { pino } from 'pino';
 import { testJpeg, tinyModelDir, tone } from '../helpers/model.js';
 
@@ -125,7 +126,7 @@ describe('TransformersBackend operator-facing behaviour', () => {
 
 describe('TransformersBackend load failures', () => {
   it('a missing --model-dir (even a relative one) fails with a clear message, permanently, saying a restart is needed', async () => {
-    const b = createBackend(backendConfigFromEnv({}, { backend: 'transformers', modelDir: 'no-such-dir/gemma3n' }));
+    const b = createBackend(backendConfigFrom({}, { backend: 'transformers', modelDir: 'no-such-dir/gemma3n' }));
     try {
       await assert.rejects(b.load(), (err: ModelError) => err.code === 'model_load_failed' && /model directory .*no-such-dir\/gemma3n does not exist \(--model-dir/.test(err.message));
       const st = b.status();

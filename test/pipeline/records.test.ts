@@ -61,11 +61,11 @@ test('the 64 KiB rule holds for text that JSON-escapes to several bytes per char
 });
 
 test('error messages are truncated too', () => {
-  const line = serializeRecord({ type: 'error', stream_id: 's', timestamp_ms: 1, cycle_id: 'c1', cycle_seq: 1, error: { code: 'x', message: 'm'.repeat(100_000) } });
+  const line = serializeRecord({ type: 'error', stream_id: 's', timestamp_ms: 1, cycle_id: 'c1', cycle_seq: 1, error: { code: 'engine_error', message: 'm'.repeat(100_000) } });
   assert.ok(Buffer.byteLength(line) <= MAX_LINE_BYTES);
   const obj = JSON.parse(line) as { truncated: boolean; error: { code: string } };
   assert.equal(obj.truncated, true);
-  assert.equal(obj.error.code, 'x');
+  assert.equal(obj.error.code, 'engine_error');
 });
 
 test('truncateUtf8 never splits a code point', () => {
