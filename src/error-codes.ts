@@ -120,6 +120,10 @@ export const ERROR_CODES = {
   trickle_aborted: {
     layer: 'trickle', where: ['log'], retryable: false, meaning: 'a trickle segment was abandoned by its writer', action: 'none',
   },
+  trickle_bad_url: {
+    layer: 'trickle', where: EVENT_LOG, retryable: false,
+    meaning: 'a channel URL the trickle clients refuse: not http/https, or with a query, fragment or credentials', action: 'fix the channel URL',
+  },
   trickle_not_a_server: {
     layer: 'trickle', where: EVENT_LOG, retryable: false,
     meaning: 'the channel URL answered 200 without trickle headers: a plain HTTP server', action: 'fix the channel URL',

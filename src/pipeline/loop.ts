@@ -13,6 +13,7 @@
 import { randomUUID } from 'node:crypto';
 import type { StreamParams } from '../config/params.js';
 import { AppError, errorMessage } from '../errors.js';
+import type { ErrorCode } from '../error-codes.js';
 import type { Logger } from '../log.js';
 import { metrics } from '../metrics.js';
 import type { AudioChunk, SampledFrame } from '../media/types.js';
@@ -37,7 +38,7 @@ export interface LoopPorts {
   /** Records the data queue dropped since last asked (stamped on the next record). */
   takeRecordsDropped(): number;
   /** A failure the stream reports (events channel, last error, log): called once per failure. */
-  reportError(code: string, message: string, fields?: Record<string, unknown>): void;
+  reportError(code: ErrorCode, message: string, fields?: Record<string, unknown>): void;
   log: Logger;
   clock?: Clock;
 }
