@@ -26,6 +26,8 @@ export interface MediaRelayOptions {
   sampler?: MediaSampler;
   /** Bytes read but not yet written to the output beyond which output segments are dropped. Default 16 MiB. */
   maxOutputLagBytes?: number;
+  /** At stop(), how long output already read may still drain before it is abandoned. Default 5 s. */
+  stopDrainMs?: number;
   logger?: Logger;
 }
 
@@ -82,6 +84,7 @@ export class MediaRelay extends EventEmitter {
   private running: Promise<void> | null = null;
   private current: { seg: TrickleSegmentIn; out: OutSeg | null } | null = null;
   private firstOut = false;
+  private readonly stopDrainMs: number;
 
   constructor(opts: MediaRelayOptions) {
     super();
@@ -89,6 +92,7 @@ export class MediaRelay extends EventEmitter {
     this.pub = opts.publisher;
     this.sampler = opts.sampler;
     this.maxLag = opts.maxOutputLagBytes ?? 16 * 1024 * 1024;
+    this.stopDrainMs = opts.stopDrainMs ?? 5000;
     this.log = opts.logger ?? childLogger('media.relay');
   }
 
@@ -107,7 +111,7 @@ export class MediaRelay extends EventEmitter {
     if (cur?.out && !cur.out.ended) this.abortOut(cur.out, 'stopped');
     await this.sub.close().catch(() => undefined);
     await this.running?.catch(() => undefined);
-    await this.drainOutput(5000);
+    await this.drainOutput(this.stopDrainMs);
     await this.closePublisher();
   }
 

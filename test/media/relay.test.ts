@@ -149,7 +149,8 @@ describe('MediaRelay over real trickle', () => {
     const subscriber = new TrickleSubscriber({ url: server.channelUrl('stall-in'), start: 0 });
     const sampler = new MediaSampler({ settings: { ...DEFAULT_SAMPLER_SETTINGS, targetFps: 2 } });
     const c = capture(sampler);
-    const relay = new MediaRelay({ subscriber, publisher: stalled as unknown as TricklePublisher, sampler, maxOutputLagBytes: 128 * 1024 });
+    // stopDrainMs: the stalled output never drains; stop() would otherwise wait its default 5 s for it.
+    const relay = new MediaRelay({ subscriber, publisher: stalled as unknown as TricklePublisher, sampler, maxOutputLagBytes: 128 * 1024, stopDrainMs: 100 });
     const drops: Array<{ seq: number; reason: string }> = [];
     relay.on('output-dropped', (d) => drops.push(d));
     relay.on('error', () => undefined);

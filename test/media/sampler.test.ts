@@ -71,7 +71,8 @@ describe('MediaSampler', () => {
   });
 
   it('recovers the tone from H.264 + Opus 1080p with 2 s GOPs, frames scaled to 512 px', async () => {
-    const segs = await makeTestSegments({ durationS: 6, fps: 30, width: 1920, height: 1080, gopS: 2, audio: 'opus', toneHz: 1000 });
+    // 10 fps: the size and codecs are the point, not the frame rate (a third of the encode and decode work).
+    const segs = await makeTestSegments({ durationS: 6, fps: 10, width: 1920, height: 1080, gopS: 2, audio: 'opus', toneHz: 1000 });
     assert.equal(segs.length, 3);
     const s = sampler({ targetFps: 1, wantJpeg: false, wantRgb: true });
     const c = capture(s);
