@@ -163,3 +163,71 @@ export async function startPipelineHarness(opts: {
     },
   };
 }
+
+export interface LoopingStream {
+  session: PipelineSession;
+  /** Generation records' cycle_seq, across every collector given to `seqs`. */
+  seqs(collectors: ChannelCollector[]): number[];
+  completed(): number;
+  /** Every record published so far has been read (by `collectors`) and none is in flight. */
+  settled(collectors: ChannelCollector[], atLeast: number): boolean;
+  /** Stops feeding, stops the session, closes the input side and the engine. */
+  close(): Promise<void>;
+}
+
+/**
+ * A session against the fake engine whose input (its own trickle server) loops one clip at
+ * `paceMs` per segment and whose data channel is `dataUrl` — for the data-channel fault tests, which
+ * take the data server down and bring it back.
+ */
+export async function startLoopingStream(opts: { streamId: string; dataUrl: string; clip: Buffer[]; paceMs: number }): Promise<LoopingStream> {
+  const { startFakeEngine } = await import('./model.js');
+  const { OpenAIBackend } = await import('../../src/model/openai.js');
+  const engine = await startFakeEngine();
+  const backend = new OpenAIBackend({ baseURL: engine.baseURL, capabilities: { maxImages: 4 } });
+  const media = new TrickleServer({ port: 0, host: '127.0.0.1' });
+  await media.listen();
+  media.createChannel('in', 'video/MP2T');
+  const session = createSessionFactory({ backend, flushTimeoutMs: 15_000 })({
+    streamId: opts.streamId,
+    subscribeUrl: media.channelUrl('in'),
+    dataUrl: opts.dataUrl,
+    params: parseStartParams({ generate_every_s: 1, target_fps: 2, max_frames: 2, audio_window_s: 1 }).params,
+    extraParams: {},
+  }) as PipelineSession;
+  const input = new TricklePublisher({ url: media.channelUrl('in'), mimeType: 'video/MP2T' });
+  await session.start();
+  let feeding = true;
+  // Continuous input: the clip over and over (timestamps restart each loop).
+  const feeder = (async () => {
+    while (feeding) {
+      for (const seg of opts.clip) {
+        if (!feeding) break;
+        await input.publish(seg).catch(() => undefined);
+        await sleep(opts.paceMs);
+      }
+    }
+  })();
+  const seqs = (collectors: ChannelCollector[]): number[] =>
+    collectors.flatMap((c) => c.records.filter((r) => r.type === 'generation').map((r) => r.cycle_seq as number));
+  return {
+    session,
+    seqs,
+    completed: () => session.status().counters.cycles_completed ?? 0,
+    settled: (collectors, atLeast) => {
+      const c = session.status().counters;
+      const n = seqs(collectors).length;
+      return n >= atLeast && n === (c.records_published ?? 0) && (c.records_waiting ?? 0) === 0;
+    },
+    close: async () => {
+      feeding = false;
+      await feeder;
+      await session.stop('shutdown');
+      await session.done;
+      await input.close();
+      await media.close();
+      await backend.close();
+      await engine.close();
+    },
+  };
+}

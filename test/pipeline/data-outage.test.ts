@@ -7,72 +7,34 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { OpenAIBackend } from '../../src/model/openai.js';
-import { parseStartParams } from '../../src/config/params.js';
-import { createSessionFactory } from '../../src/pipeline/session.js';
-import { TricklePublisher } from '../../src/trickle/publisher.js';
 import { TrickleServer } from '../../src/trickle/server.js';
 import { makeTestSegments } from '../helpers/media.js';
-import { startFakeEngine } from '../helpers/model.js';
-import { collectChannel, type ChannelCollector } from '../helpers/pipeline.js';
+import { collectChannel, type ChannelCollector, startLoopingStream } from '../helpers/pipeline.js';
 import { sleep, waitFor } from '../helpers/wait.js';
 
 test('records published during a data-channel deletion and a 5 s data-server death all arrive exactly once, in order', { timeout: 120_000 }, async (t) => {
-  const engine = await startFakeEngine();
-  const backend = new OpenAIBackend({ baseURL: engine.baseURL, capabilities: { maxImages: 4 } });
-  const media = new TrickleServer({ port: 0, host: '127.0.0.1' });
-  await media.listen();
-  media.createChannel('in', 'video/MP2T');
   let dataServer = new TrickleServer({ port: 0, host: '127.0.0.1' });
   await dataServer.listen();
   const dataPort = dataServer.port;
   dataServer.createChannel('data', 'application/jsonl');
   const dataUrl = dataServer.channelUrl('data');
-
   const collectors: ChannelCollector[] = [collectChannel(dataUrl)];
-  const session = createSessionFactory({ backend, flushTimeoutMs: 15_000 })({
-    streamId: 'outage',
-    subscribeUrl: media.channelUrl('in'),
-    dataUrl,
-    params: parseStartParams({ generate_every_s: 1, target_fps: 2, max_frames: 2, audio_window_s: 1 }).params,
-    extraParams: {},
-  });
-  const input = new TricklePublisher({ url: media.channelUrl('in'), mimeType: 'video/MP2T' });
-  let feeding = true;
+  // The 8 s clip over and over, about 4x real time.
+  const clip = await makeTestSegments({ durationS: 8, fps: 15, width: 320, height: 240, gopS: 1, audio: 'aac', toneHz: 440 });
+  const s = await startLoopingStream({ streamId: 'outage', dataUrl, clip, paceMs: 250 });
   t.after(async () => {
-    feeding = false;
-    await session.stop('shutdown');
-    await session.done;
-    await input.close();
+    await s.close();
     for (const c of collectors) await c.stop();
     await dataServer.close();
-    await media.close();
-    await backend.close();
-    await engine.close();
   });
-
-  await session.start();
-  const segs = await makeTestSegments({ durationS: 8, fps: 15, width: 320, height: 240, gopS: 1, audio: 'aac', toneHz: 440 });
-  // Continuous input: the 8 s clip over and over, about 4x real time (timestamps restart each loop).
-  const feeder = (async () => {
-    while (feeding) {
-      for (const seg of segs) {
-        if (!feeding) break;
-        await input.publish(seg).catch(() => undefined);
-        await sleep(250);
-      }
-    }
-  })();
-  const seqs = () => collectors.flatMap((c) => c.records.filter((r) => r.type === 'generation').map((r) => r.cycle_seq as number));
-  const started = () => session.status().counters.cycles_completed ?? 0;
+  const session = s.session;
+  const seqs = () => s.seqs(collectors);
+  const started = () => s.completed();
 
   // A record the server already holds is lost with its channel (deleted) or its server (dead) if no
   // one has read it yet: that is the protocol, not the runner. So each fault is injected when every
   // record published so far has been read and none is in flight (checked and done in one tick).
-  const settled = (n: number): boolean => {
-    const c = session.status().counters;
-    return seqs().length >= n && seqs().length === (c.records_published ?? 0) && (c.records_waiting ?? 0) === 0;
-  };
+  const settled = (n: number): boolean => s.settled(collectors, n);
   await waitFor('records before the outage, all read', () => settled(2), 30_000);
 
   // 1) The orchestrator deletes the data channel and re-creates it a second later.
@@ -96,9 +58,6 @@ test('records published during a data-channel deletion and a 5 s data-server dea
 
   const last = started();
   await waitFor('every completed cycle delivered', () => seqs().length >= last, 60_000);
-  feeding = false;
-  await feeder;
-
   const got = seqs();
   assert.equal(got[0], 1, 'from the first cycle');
   assert.deepEqual(got, [...got].sort((a, b) => a - b), 'in order');

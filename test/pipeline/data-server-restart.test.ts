@@ -8,14 +8,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { OpenAIBackend } from '../../src/model/openai.js';
-import { parseStartParams } from '../../src/config/params.js';
-import { createSessionFactory } from '../../src/pipeline/session.js';
-import { TricklePublisher } from '../../src/trickle/publisher.js';
-import { TrickleServer } from '../../src/trickle/server.js';
 import { makeTestSegments } from '../helpers/media.js';
-import { startFakeEngine } from '../helpers/model.js';
-import { collectChannel } from '../helpers/pipeline.js';
+import { collectChannel, startLoopingStream } from '../helpers/pipeline.js';
 import { sleep, waitFor } from '../helpers/wait.js';
 
 interface ServerProcess {
@@ -46,59 +40,26 @@ function trickleServerProcess(port: number): ServerProcess {
 }
 
 test('a data-server process killed and restarted on the same port 30 s later: every record reaches a subscriber that reads throughout, exactly once, in order', { timeout: 150_000 }, async (t) => {
-  const engine = await startFakeEngine();
-  const backend = new OpenAIBackend({ baseURL: engine.baseURL, capabilities: { maxImages: 4 } });
-  const media = new TrickleServer({ port: 0, host: '127.0.0.1' });
-  await media.listen();
-  media.createChannel('in', 'video/MP2T');
   let server = trickleServerProcess(0);
   const base = await server.url;
   const port = Number(new URL(base).port);
   const dataUrl = `${base}/data`;
-
   const sub = collectChannel(dataUrl);
-  const session = createSessionFactory({ backend, flushTimeoutMs: 15_000 })({
-    streamId: 'restart',
-    subscribeUrl: media.channelUrl('in'),
-    dataUrl,
-    params: parseStartParams({ generate_every_s: 1, target_fps: 2, max_frames: 2, audio_window_s: 1 }).params,
-    extraParams: {},
-  });
-  const input = new TricklePublisher({ url: media.channelUrl('in'), mimeType: 'video/MP2T' });
-  let feeding = true;
+  const clip = await makeTestSegments({ durationS: 8, fps: 10, width: 320, height: 240, gopS: 1, audio: 'aac', toneHz: 440 });
+  const s = await startLoopingStream({ streamId: 'restart', dataUrl, clip, paceMs: 500 });
   t.after(async () => {
-    feeding = false;
-    await session.stop('shutdown');
-    await session.done;
-    await input.close();
+    await s.close();
     await sub.stop();
     server.child.kill('SIGKILL');
     await server.exited;
-    await media.close();
-    await backend.close();
-    await engine.close();
   });
-
-  await session.start();
-  const segs = await makeTestSegments({ durationS: 8, fps: 10, width: 320, height: 240, gopS: 1, audio: 'aac', toneHz: 440 });
-  const feeder = (async () => {
-    while (feeding) {
-      for (const seg of segs) {
-        if (!feeding) break;
-        await input.publish(seg).catch(() => undefined);
-        await sleep(500);
-      }
-    }
-  })();
-  const seqs = (): number[] => sub.records.filter((r) => r.type === 'generation').map((r) => r.cycle_seq as number);
-  const completed = (): number => session.status().counters.cycles_completed ?? 0;
+  const session = s.session;
+  const seqs = (): number[] => s.seqs([sub]);
+  const completed = (): number => s.completed();
 
   // Killed when everything published so far has been read (a record the dead server held unread
   // would be lost with it: that is the protocol, not the runner).
-  await waitFor('records before the kill, all read', () => {
-    const c = session.status().counters;
-    return seqs().length >= 2 && seqs().length === (c.records_published ?? 0) && (c.records_waiting ?? 0) === 0;
-  }, 60_000);
+  await waitFor('records before the kill, all read', () => s.settled([sub], 2), 60_000);
   server.child.kill('SIGKILL');
   await server.exited;
   const atKill = completed();
@@ -109,9 +70,6 @@ test('a data-server process killed and restarted on the same port 30 s later: ev
 
   const last = completed();
   await waitFor('every completed cycle delivered', () => seqs().length >= last, 60_000);
-  feeding = false;
-  await feeder;
-
   const got = seqs();
   assert.equal(got[0], 1, 'from the first cycle');
   assert.equal(new Set(got).size, got.length, `no duplicates: ${got.join(',')}`);

@@ -28,13 +28,19 @@ async function noneLeft(trickle: TrickleServer): Promise<void> {
   assert.deepEqual(runnerRequests(trickle), []);
 }
 
-test('after a stop, the runner holds no request on any of the five channels', async (t) => {
+/** A harness stream that has produced a record (so every channel has been in use). */
+async function runningStream(t: Parameters<typeof fakeEngineBackend>[0]) {
   const backend = await fakeEngineBackend(t);
   const segs = await makeTestSegments({ durationS: 2, fps: 10, width: 160, height: 120, gopS: 1, audio: 'aac' });
   const h = await startPipelineHarness({ backend, params: { generate_every_s: 1 } });
   t.after(() => h.close());
   await h.feed(segs);
   await waitFor('a record', () => h.generations().length >= 1, 20_000);
+  return h;
+}
+
+test('after a stop, the runner holds no request on any of the five channels', async (t) => {
+  const h = await runningStream(t);
   assert.ok(runnerRequests(h.trickle).length >= 3, `the runner is connected while running (${runnerRequests(h.trickle).join(', ')})`);
   await h.session.stop('stopped');
   assert.equal((await h.session.done).reason, 'stopped');
@@ -42,12 +48,7 @@ test('after a stop, the runner holds no request on any of the five channels', as
 });
 
 test('after the input ends, the runner holds no request on any channel', async (t) => {
-  const backend = await fakeEngineBackend(t);
-  const segs = await makeTestSegments({ durationS: 2, fps: 10, width: 160, height: 120, gopS: 1, audio: 'aac' });
-  const h = await startPipelineHarness({ backend, params: { generate_every_s: 1 } });
-  t.after(() => h.close());
-  await h.feed(segs);
-  await waitFor('a record', () => h.generations().length >= 1, 20_000);
+  const h = await runningStream(t);
   await h.endInput();
   assert.equal((await h.session.done).reason, 'input_ended');
   await noneLeft(h.trickle);
