@@ -11,7 +11,7 @@
 import { createWriteStream, readFileSync } from 'node:fs';
 import type { Writable } from 'node:stream';
 import type { Command } from 'commander';
-import { configureRootLogger } from '../log.js';
+import { configureLogging, logConfigFrom } from '../config/runtime.js';
 import { publishFile } from '../trickle/file-publisher.js';
 import { TrickleServer } from '../trickle/server.js';
 import { TrickleSubscriber } from '../trickle/subscriber.js';
@@ -92,7 +92,7 @@ export function registerTrickleCommands(program: Command): void {
     .option('--segment-s <seconds>', 'target segment duration', Number, 2)
     .option('--loop', 'repeat the file forever', false)
     .action(async (file: string, o: { url: string; segmentS: number; loop: boolean }) => {
-      configureRootLogger({ fd: 2, level: process.env.LOG_LEVEL ?? 'warn' });
+      configureLogging(logConfigFrom(process.env), { fd: 2, defaultLevel: 'warn' });
       const ac = new AbortController();
       process.once('SIGINT', () => ac.abort());
       process.once('SIGTERM', () => ac.abort());
@@ -116,7 +116,7 @@ export function registerTrickleCommands(program: Command): void {
     .option('--wait-s <seconds>', 'wait this long for a channel that does not exist yet, then fail', intArg, 30)
     .action(async (url: string, o: { start: number; out: string; waitS: number }) => {
       // stdout carries the channel's bytes only.
-      configureRootLogger({ fd: 2, level: process.env.LOG_LEVEL ?? 'warn' });
+      configureLogging(logConfigFrom(process.env), { fd: 2, defaultLevel: 'warn' });
       const ac = new AbortController();
       const sub = new TrickleSubscriber({ url, start: o.start });
       const stop = (): void => {
