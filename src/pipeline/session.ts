@@ -14,7 +14,7 @@
  * flushes its queue, bounded), then events flush a last status. `done` settles once all of that is
  * over and never rejects.
  */
-import { KNOWN_PARAM_KEYS, parseParamsUpdate, type StreamParams } from '../config/params.js';
+import type { StreamParams } from '../config/params.js';
 import { AppError, errorCode, errorMessage, type ErrorCode } from '../errors.js';
 import { childLogger, type Logger } from '../log.js';
 import type { ModelBackend } from '../model/backend.js';
@@ -24,7 +24,8 @@ import { ControlReader, type ControlMessage } from './control.js';
 import { DataChannel } from './data-channel.js';
 import { GenerationLoop, mediaMaxAgeMs } from './loop.js';
 import { MediaInput } from './media-input.js';
-import { EventsWriter, paramsUpdatedFields } from './events.js';
+import { EventsWriter } from './events.js';
+import { ParamsStore, type ParamsChange } from './params-store.js';
 import { statusEventFields, type StatusInputs } from './status.js';
 import type { SessionFactory, StreamEnd, StreamSession, StreamStartConfig, StreamStatusSnapshot } from './types.js';
 
@@ -62,8 +63,7 @@ export class PipelineSession implements StreamSession {
   private readonly deps: SessionDeps;
   private readonly backend: ModelBackend;
   private readonly log: Logger;
-  private p: StreamParams;
-  private extra: Record<string, unknown>;
+  private readonly store: ParamsStore;
 
   private readonly loop: GenerationLoop;
 
@@ -81,19 +81,16 @@ export class PipelineSession implements StreamSession {
   private endReason: StreamEnd['reason'] | undefined;
 
   private readonly startedAtMs = Date.now();
-  private lastParamsUpdateAtMs: number | undefined;
   private lastError: { atMs: number; code: ErrorCode; message: string } | undefined;
-  private readonly counters = { control_messages: 0, control_errors: 0, params_updates: 0 };
 
   constructor(cfg: StreamStartConfig, deps: SessionDeps) {
     this.cfg = cfg;
     this.deps = deps;
     this.streamId = cfg.streamId;
     this.backend = deps.backend;
-    this.p = cfg.params;
-    this.extra = { ...cfg.extraParams };
+    this.store = new ParamsStore(cfg.params, cfg.extraParams);
     this.log = (deps.logger ?? childLogger('pipeline')).child({ stream_id: cfg.streamId });
-    this.loop = new GenerationLoop(cfg.streamId, this.p, {
+    this.loop = new GenerationLoop(cfg.streamId, cfg.params, {
       backend: this.backend,
       publish: (records) => this.data?.publish(records),
       takeRecordsDropped: () => this.data?.takeDropped() ?? 0,
@@ -106,12 +103,12 @@ export class PipelineSession implements StreamSession {
   }
 
   params(): StreamParams {
-    return this.p;
+    return this.store.current;
   }
 
   /** Unknown params keys received so far (start + updates), passed along untouched. */
   extraParams(): Record<string, unknown> {
-    return { ...this.extra };
+    return this.store.extras();
   }
 
   async start(): Promise<void> {
@@ -137,7 +134,7 @@ export class PipelineSession implements StreamSession {
     } else {
       this.log.warn('no data_url in the start request: generated records have nowhere to go and are discarded');
     }
-    if (this.p.max_frames > this.backend.capabilities.maxImages) this.warnEngineLimit();
+    if (this.store.current.max_frames > this.backend.capabilities.maxImages) this.warnEngineLimit();
 
     if (c.eventsUrl) {
       this.events = new EventsWriter({
@@ -153,8 +150,8 @@ export class PipelineSession implements StreamSession {
             data: c.dataUrl ?? '',
           },
           dimensions: {
-            width: this.p.width ?? this.media?.lastFrameDims?.width ?? 0,
-            height: this.p.height ?? this.media?.lastFrameDims?.height ?? 0,
+            width: this.store.current.width ?? this.media?.lastFrameDims?.width ?? 0,
+            height: this.store.current.height ?? this.media?.lastFrameDims?.height ?? 0,
           },
           fps: this.fps(),
         }),
@@ -179,7 +176,7 @@ export class PipelineSession implements StreamSession {
         streamId: this.streamId,
         subscribeUrl: c.subscribeUrl,
         publishUrl: c.publishUrl,
-        params: this.p,
+        params: this.store.current,
         capabilities: this.backend.capabilities,
         samplerMaxPendingBytes: this.deps.samplerMaxPendingBytes,
         log: this.log,
@@ -199,9 +196,7 @@ export class PipelineSession implements StreamSession {
   }
 
   updateParams(next: StreamParams, changed: string[], raw: Record<string, unknown>): void {
-    for (const [k, v] of Object.entries(raw)) if (!KNOWN_PARAM_KEYS.has(k)) this.extra[k] = v;
-    this.apply(next, changed);
-    this.events?.emit('params_updated', { ...paramsUpdatedFields(next, raw, KNOWN_PARAM_KEYS) });
+    this.apply(this.store.fromHttp(next, changed, raw, Date.now()));
   }
 
   async stop(reason: StreamEnd['reason']): Promise<void> {
@@ -214,7 +209,7 @@ export class PipelineSession implements StreamSession {
       ...this.loop.counters(),
       ...this.media?.counters(),
       ...this.data?.counters(),
-      ...this.counters,
+      ...this.store.counters(),
       ...(this.events ? { events_published: this.events.stats().published, events_dropped: this.events.stats().dropped } : {}),
       cycles_in_flight: this.loop.inFlight ? 1 : 0,
     };
@@ -224,7 +219,7 @@ export class PipelineSession implements StreamSession {
       started_at_ms: this.startedAtMs,
       fps: this.fps(),
       counters,
-      params: this.p,
+      params: this.store.current,
       data_channel: this.cfg.dataUrl ? 'trickle' : 'none',
     };
   }
@@ -237,7 +232,7 @@ export class PipelineSession implements StreamSession {
 
   private warnEngineLimit(): void {
     this.log.warn(
-      { max_frames: this.p.max_frames, engine_max_images: this.backend.capabilities.maxImages },
+      { max_frames: this.store.current.max_frames, engine_max_images: this.backend.capabilities.maxImages },
       'max_frames exceeds what the engine takes per request; frames are thinned to the engine limit (stats.frames_dropped_by_engine_limit)',
     );
   }
@@ -263,11 +258,11 @@ export class PipelineSession implements StreamSession {
       lastInputAtMs: this.media?.lastInputAtMs,
       lastOutputAtMs: this.loop.lastOutputAtMs,
       lastCycleOk: this.loop.lastCycleOk,
-      lastParamsUpdateAtMs: this.lastParamsUpdateAtMs,
+      lastParamsUpdateAtMs: this.store.lastUpdateAtMs,
       lastError: this.lastError,
       inputFps: this.fps().ingress_video_fps,
       cyclesPerS: this.loop.cyclesPerS(),
-      params: this.p,
+      params: this.store.current,
       counters: this.status().counters,
     };
   }
@@ -276,38 +271,22 @@ export class PipelineSession implements StreamSession {
     this.events?.emit('status', statusEventFields(this.statusInputs()), 'ai_stream_status');
   }
 
-  private apply(next: StreamParams, changed: string[]): void {
-    const prev = this.p;
-    this.p = next;
-    this.counters.params_updates++;
-    this.lastParamsUpdateAtMs = Date.now();
+  /** Puts committed params to work: the sampler and the loop follow; the change is announced. */
+  private apply(ch: ParamsChange & { kind: 'changed' }): void {
+    const { prev, next } = ch;
     if (next.max_frames !== prev.max_frames && next.max_frames > this.backend.capabilities.maxImages) this.warnEngineLimit();
     this.media?.setParams(prev, next);
     // Last: a shorter cadence may make a cycle due right now, and that cycle must see the new params.
     this.loop.setParams(next);
-    this.log.info({ changed }, 'parameters updated');
+    this.log.info({ changed: ch.changed }, 'parameters updated');
+    this.events?.emit('params_updated', { ...ch.event });
   }
 
   private onControl(m: ControlMessage): void {
     if (!this.running || this.ending) return;
-    this.counters.control_messages++;
-    if (m.kind === 'invalid') {
-      this.counters.control_errors++;
-      this.emitError(m.code, m.message, { source: 'control', seq: m.seq });
-      return;
-    }
-    try {
-      const parsed = parseParamsUpdate(this.p, m.payload, this.extra);
-      this.extra = parsed.extra;
-      this.apply(parsed.params, parsed.changed);
-      this.events?.emit('params_updated', {
-        ...paramsUpdatedFields(parsed.params, m.payload, KNOWN_PARAM_KEYS),
-        source: 'control',
-      });
-    } catch (err) {
-      this.counters.control_errors++;
-      this.emitError(errorCode(err), errorMessage(err), { source: 'control', seq: m.seq });
-    }
+    const ch = this.store.fromControl(m, Date.now());
+    if (ch.kind === 'refused') this.emitError(ch.code, ch.message, { source: 'control', seq: ch.seq });
+    else this.apply(ch);
   }
 
   private end(reason: StreamEnd['reason'], err?: unknown): Promise<void> {
