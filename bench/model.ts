@@ -19,7 +19,8 @@ import { DEFAULT_AUDIO_PAD_SAMPLES, encodeWavPcm16, fitAudioSamples } from '../s
 import { OpenAIBackend } from '../src/model/openai.js';
 import { makeTinyModel } from '../src/model/tiny-model.js';
 import { TransformersBackend } from '../src/model/transformers.js';
-import { startFakeEngine, testJpeg, tone } from '../test/helpers/model.js';
+import { startFakeEngine } from '../src/model/testing/fake-engine.js';
+import { testJpeg, tone } from '../src/model/testing/fixtures.js';
 import { median } from '../src/util/stats.js';
 
 const out = (s: string) => process.stdout.write(`${s}\n`);
