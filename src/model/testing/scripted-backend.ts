@@ -45,8 +45,11 @@ export class ScriptedBackend implements ModelBackend {
         if (this.mode === 'gated') this.gates.push(resolve);
       });
     }
+    // Like the real backends, an aborted request rejects even when the answer was at hand.
+    if (req.signal?.aborted) throw Object.assign(new Error('aborted'), { name: 'AbortError' });
     const text = this.text(n);
     yield { type: 'delta', text };
+    if (req.signal?.aborted) throw Object.assign(new Error('aborted'), { name: 'AbortError' });
     yield { type: 'done', text, usage: { promptTokens: 100, completionTokens: 3 }, timings: { encodeMs: 0, firstTokenMs: 1, modelMs: 1 } };
   }
 }
