@@ -6,6 +6,7 @@
  * the frames / samples in order. Running ffmpeg as a child keeps decode CPU off the event loop and a
  * decoder crash on hostile input out of the server process.
  */
+import { AUDIO_SAMPLE_RATE } from './types.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
 import type { Logger } from '../log.js';
@@ -58,7 +59,7 @@ export interface DecoderEvents {
 }
 
 const EPS = 1e-6;
-const AUDIO_RATE = 16000;
+const AUDIO_RATE = AUDIO_SAMPLE_RATE;
 const MAX_AUDIO_CHUNK_SAMPLES = AUDIO_RATE / 10;
 /** Unpaired items kept while waiting for the other half (pts line vs image). Beyond → protocol error. */
 const MAX_UNPAIRED = 64;

@@ -14,7 +14,7 @@ import { FfmpegDecoder, type DecodedFrame, type DecoderConfig } from './decoder.
 import { MediaError, type MediaErrorCode } from './errors.js';
 import { encodeJpeg } from './jpeg.js';
 import { probeTsLayout, type TsLayout } from './ts-probe.js';
-import type { AudioChunk, SampledFrame, SamplerSettings, SamplerStats } from './types.js';
+import { AUDIO_SAMPLE_RATE, type AudioChunk, type SampledFrame, type SamplerSettings, type SamplerStats } from './types.js';
 
 export interface MediaSamplerOptions {
   settings: SamplerSettings;
@@ -410,8 +410,8 @@ export class MediaSampler extends EventEmitter {
   }
 
   private onAudio(startPtsMs: number, samples: Float32Array): void {
-    this.st.audioMsOut += (samples.length * 1000) / 16000;
-    const chunk: AudioChunk = { startPtsMs: Math.round(startPtsMs * 1000) / 1000, sampleRate: 16000, samples };
+    this.st.audioMsOut += (samples.length * 1000) / AUDIO_SAMPLE_RATE;
+    const chunk: AudioChunk = { startPtsMs: Math.round(startPtsMs * 1000) / 1000, sampleRate: AUDIO_SAMPLE_RATE, samples };
     this.emit('audio', chunk);
   }
 

@@ -1,8 +1,12 @@
 /**
  * What the media layer hands to the rest of the system. The sampler emits these; the generation
- * loop buffers them. Kept free of any decoder specifics.
+ * loop buffers them. Kept free of any decoder specifics, and of the model layer: these types are the
+ * media layer's own, and they are structurally what a backend takes (ImageInput / AudioInput in
+ * src/model/backend.ts), which the compiler checks where the pipeline passes one to the other.
  */
-import type { AudioInput, ImageInput } from '../model/backend.js';
+
+/** The one audio rate media produces: 16 kHz mono float32, what Gemma 3n's audio encoder takes. */
+export const AUDIO_SAMPLE_RATE = 16000;
 
 /** Where the picture sits inside a frame; the rest is black letterbox padding. */
 export interface FrameContentRect {
@@ -12,14 +16,25 @@ export interface FrameContentRect {
   height: number;
 }
 
-/** A sampled video frame (pts in ms of stream time). */
-export type SampledFrame = ImageInput & {
+/** A sampled video frame (pts in ms of stream time), in the encoding(s) the settings asked for. */
+export interface SampledFrame {
+  ptsMs: number;
+  width: number;
+  height: number;
+  /** Baseline JPEG bytes (wantJpeg). */
+  jpeg?: Buffer;
+  /** Packed RGB24, width*height*3 bytes (wantRgb). */
+  rgb?: Buffer;
   /** Set on letterboxed frames: the picture's rectangle inside the square. */
   content?: FrameContentRect;
-};
+}
 
 /** A run of decoded audio, 16 kHz mono float32, starting at `startPtsMs`. */
-export type AudioChunk = AudioInput;
+export interface AudioChunk {
+  startPtsMs: number;
+  sampleRate: typeof AUDIO_SAMPLE_RATE;
+  samples: Float32Array;
+}
 
 export interface SamplerSettings {
   targetFps: number;

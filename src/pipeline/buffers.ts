@@ -9,12 +9,13 @@
  * discontinuity the session clears both (`clear()`), so a window never spans one. Time is always an
  * argument; nothing here reads a clock.
  */
-import type { AudioInput, ImageInput } from '../model/backend.js';
+import { AUDIO_SAMPLE_RATE, type AudioChunk, type SampledFrame } from '../media/types.js';
 
-export const AUDIO_SAMPLE_RATE = 16000;
+/** Re-exported for the cycle code: the one 16 kHz constant is the media layer's. */
+export { AUDIO_SAMPLE_RATE };
 
 export class FrameBuffer {
-  private frames: ImageInput[] = [];
+  private frames: SampledFrame[] = [];
   private cap: number;
   /** Frames pushed out by newer ones (the buffer is a window, so this is normal, not a loss). */
   evicted = 0;
@@ -31,7 +32,7 @@ export class FrameBuffer {
     return this.cap;
   }
 
-  push(frame: ImageInput): void {
+  push(frame: SampledFrame): void {
     // Sampler output is pts-ordered; an out-of-order frame (decoder restart) still goes last so the
     // "newest" frame is always the one that arrived last.
     this.frames.push(frame);
@@ -44,7 +45,7 @@ export class FrameBuffer {
   }
 
   /** Oldest first. */
-  snapshot(): ImageInput[] {
+  snapshot(): SampledFrame[] {
     return this.frames.slice();
   }
 
@@ -92,7 +93,7 @@ export class AudioBuffer {
     return (this.total / AUDIO_SAMPLE_RATE) * 1000;
   }
 
-  push(chunk: AudioInput): void {
+  push(chunk: AudioChunk): void {
     if (chunk.samples.length === 0) return;
     this.chunks.push({ startPtsMs: chunk.startPtsMs, samples: chunk.samples });
     this.total += chunk.samples.length;
