@@ -23,7 +23,7 @@ import type { ImageInput } from '../src/model/backend.js';
 import { AudioBuffer, FrameBuffer } from '../src/pipeline/buffers.js';
 import { planCycle, runCycle } from '../src/pipeline/cycle.js';
 import { SegmentQueue } from '../src/pipeline/data-writer.js';
-import { serializeRecord } from '../src/pipeline/records.js';
+import { serializeRecord, stampStat } from '../src/pipeline/records.js';
 import { TricklePublisher } from '../src/trickle/publisher.js';
 import { TrickleServer } from '../src/trickle/server.js';
 import { TrickleSubscriber } from '../src/trickle/subscriber.js';
@@ -158,12 +158,12 @@ export async function run(args: string[]): Promise<void> {
         cycle: { id: `bench-${it}`, seq: it },
         backend,
         signal: new AbortController().signal,
-        takeSkipped: () => 0,
-        takeRecordsDropped: () => queue.takeDropped(),
         correctionHistory: undefined,
         startedAt: t0,
       });
-      const line = serializeRecord(result.records[0]!);
+      const rec = result.records[0]!;
+      stampStat(rec, 'records_dropped', queue.takeDropped());
+      const line = serializeRecord(rec);
       queue.enqueue(line);
       const tLine = await arrived;
       // ---- baselines on the same payloads

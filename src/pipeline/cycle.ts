@@ -191,10 +191,6 @@ export interface RunContext {
   cycle: CycleRef;
   backend: ModelBackend;
   signal: AbortSignal;
-  /** Reads (and resets) the count of due cycles skipped since the last record. */
-  takeSkipped: () => number;
-  /** Reads (and resets) the data queue's drop counter; called as each record is built. */
-  takeRecordsDropped: () => number;
   /** Earlier outputs for the correction pass (newest last), or undefined when it is off. */
   correctionHistory: HistoryEntry[] | undefined;
   startedAt: number;
@@ -246,8 +242,9 @@ export async function runCycle(plan: CyclePlan, ctx: RunContext): Promise<CycleR
           prompt,
           window: plan.window,
           stats: {
-            skipped_cycles: ctx.takeSkipped(),
-            records_dropped: ctx.takeRecordsDropped(),
+            // Stamped as the record is published: skips by the loop, drops by the data channel.
+            skipped_cycles: 0,
+            records_dropped: 0,
             input_tokens: plan.estimate,
             frames_dropped_by_gating: plan.framesDropped,
             frames_dropped_by_engine_limit: plan.framesDroppedByEngineLimit,
@@ -264,8 +261,8 @@ export async function runCycle(plan: CyclePlan, ctx: RunContext): Promise<CycleR
     max_new_tokens: plan.request.maxNewTokens,
     frames_dropped_by_gating: plan.framesDropped,
     frames_dropped_by_engine_limit: plan.framesDroppedByEngineLimit,
-    skipped_cycles: ctx.takeSkipped(),
-    records_dropped: ctx.takeRecordsDropped(),
+    skipped_cycles: 0,
+    records_dropped: 0,
     timings_ms: { encode: round(gen.encodeMs), model: round(gen.modelMs), total: round(total) },
   };
   if (gen.firstTokenMs !== undefined) gstats.timings_ms.first_token = round(gen.firstTokenMs);
@@ -315,7 +312,7 @@ export async function runCycle(plan: CyclePlan, ctx: RunContext): Promise<CycleR
         stats: {
           input_tokens: corr.usage.promptTokens ?? ctx.backend.countTextTokens(cprompt) + 10,
           max_new_tokens: plan.request.maxNewTokens,
-          records_dropped: ctx.takeRecordsDropped(),
+          records_dropped: 0,
           timings_ms: { generate: round(gen.modelMs + gen.encodeMs), correct: round(correctMs), total: round(now() - ctx.startedAt) },
         },
         usage: toUsage(corr.usage),

@@ -2,7 +2,8 @@
  * A stream's data channel: records serialised as NDJSON lines into the bounded, retrying segment
  * queue (data-writer.ts) on a trickle publisher. Owns what it measures — records queued, published
  * and dropped, publish failures, queue depth — and reports an outage once (its first failure), not
- * once per retry. Dropped records are also handed to the next record through `takeDropped()`.
+ * once per retry. Records dropped past the bound are stamped on the next record it queues
+ * (`stats.records_dropped`).
  *
  * Lifetime: publishing from construction; `close(flushMs)` flushes what waits (bounded), then closes
  * the publisher; idempotent, never rejects.
@@ -14,7 +15,7 @@ import { metrics } from '../metrics.js';
 import { TricklePublisher } from '../trickle/publisher.js';
 import type { CycleRecord } from './cycle.js';
 import { SegmentQueue } from './data-writer.js';
-import { serializeRecord } from './records.js';
+import { serializeRecord, stampStat } from './records.js';
 
 export interface DataChannelOptions {
   streamId: string;
@@ -69,14 +70,11 @@ export class DataChannel {
   publish(records: readonly CycleRecord[]): void {
     for (const r of records) {
       this.c.records_queued++;
+      // Drops past the bound since the last record, stamped as this one is queued.
+      stampStat(r, 'records_dropped', this.queue.takeDropped());
       this.queue.enqueue(serializeRecord(r));
     }
     this.gauge();
-  }
-
-  /** Records dropped past the bound since the last call (stamped on the next record). */
-  takeDropped(): number {
-    return this.queue.takeDropped();
   }
 
   counters(): Record<string, number> {

@@ -22,6 +22,7 @@ import { systemClock, type Clock } from '../util/time.js';
 import { AudioBuffer, FrameBuffer } from './buffers.js';
 import { DEFAULT_CORRECTION_HISTORY, OutputHistory } from './context.js';
 import { errorRecord, planCycle, runCycle, type CycleRecord, type CycleRef } from './cycle.js';
+import { stampStat } from './records.js';
 import { CycleSlot, StreamTimeScheduler } from './scheduler.js';
 import { RateMeter } from './status.js';
 
@@ -35,8 +36,6 @@ export interface LoopPorts {
   backend: ModelBackend;
   /** Records of a cycle, in order, as they are ready. */
   publish(records: CycleRecord[]): void;
-  /** Records the data queue dropped since last asked (stamped on the next record). */
-  takeRecordsDropped(): number;
   /** A failure the stream reports (events channel, last error, log): called once per failure. */
   reportError(code: ErrorCode, message: string, fields?: Record<string, unknown>): void;
   log: Logger;
@@ -239,7 +238,7 @@ export class GenerationLoop {
           ...(planned.window ? { window: planned.window } : {}),
           stats: {
             skipped_cycles: this.takeSkipped(),
-            records_dropped: this.ports.takeRecordsDropped(),
+            records_dropped: 0, // stamped by the data channel as it queues the record
             input_tokens: planned.estimate,
             frames_dropped_by_gating: planned.framesDropped,
             frames_dropped_by_engine_limit: planned.framesDroppedByEngineLimit,
@@ -259,11 +258,12 @@ export class GenerationLoop {
         cycle,
         backend,
         signal: abort.signal,
-        takeSkipped: () => this.takeSkipped(),
-        takeRecordsDropped: () => this.ports.takeRecordsDropped(),
         correctionHistory: this.p.correction_enabled ? this.history.last(correctionN) : undefined,
         startedAt,
       });
+      // Skips since the last record go on this cycle's first record that reports them.
+      const first = result.records.find((r) => r.stats && 'skipped_cycles' in r.stats);
+      if (first) stampStat(first, 'skipped_cycles', this.takeSkipped());
       this.ports.publish(result.records);
       if (result.remember) this.history.add(result.remember);
       const outcome = result.outcome;

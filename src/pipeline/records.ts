@@ -94,6 +94,16 @@ export interface ErrorRecord {
 
 export type DataRecord = GenerationRecord | CorrectionRecord | ErrorRecord;
 
+/**
+ * Stamps a publish-time counter on a record that reports it (its `stats` has the field): the loop
+ * stamps `skipped_cycles` on the first record of a cycle, the data channel `records_dropped` on each
+ * record it queues. Records are built with 0 there; nothing calls back into their builders.
+ */
+export function stampStat(record: DataRecord, field: 'skipped_cycles' | 'records_dropped', value: number): void {
+  const stats = record.stats as Record<string, unknown> | undefined;
+  if (stats && field in stats) stats[field] = value;
+}
+
 /** Bytes per line including its `\n`; the gateway's bufio.Scanner default buffer is 64 KiB. */
 export const MAX_LINE_BYTES = 64 * 1024 - 1;
 

@@ -93,7 +93,6 @@ export class PipelineSession implements StreamSession {
     this.loop = new GenerationLoop(cfg.streamId, cfg.params, {
       backend: this.backend,
       publish: (records) => this.data?.publish(records),
-      takeRecordsDropped: () => this.data?.takeDropped() ?? 0,
       reportError: (code, message, fields) => this.emitError(code, message, fields),
       log: this.log,
     });

@@ -24,7 +24,6 @@ function harness(backend: ScriptedBackend, params: ParamsInput) {
   const loop = new GenerationLoop('loop-test', parseStartParams(params).params, {
     backend,
     publish: (r) => records.push(...r),
-    takeRecordsDropped: () => 0,
     reportError: (code) => errors.push(code),
     log: rootLogger(),
   });
