@@ -12,13 +12,15 @@
  * signal exits at once, after killing the demo's own children and removing that directory).
  * Progress goes to stderr: encoding the test pattern (seconds of media written) and model loading.
  * A model that failed to load for good is reported as such and ends the demo with an error.
+ * The encoded test pattern is kept in the cache dir (beside the tiny model), so only the first run
+ * waits for the encode.
  */
 import type { Command } from 'commander';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { rmSync } from 'node:fs';
-import { mkdir, mkdtemp, rename, rm } from 'node:fs/promises';
+import { existsSync, rmSync } from 'node:fs';
+import { copyFile, mkdir, mkdtemp, rename, rm } from 'node:fs/promises';
 import { homedir, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { childLogger } from '../log.js';
 import { percentile } from '../util/stats.js';
@@ -59,10 +61,33 @@ export interface DemoSummary {
 }
 
 
+function cacheHome(): string {
+  const base = process.env.XDG_CACHE_HOME || (homedir() ? join(homedir(), '.cache') : tmpdir());
+  return join(base, 'gemma3n-trickle');
+}
+
 /** Where `--tiny` keeps its generated model between runs. */
 function tinyModelHome(): string {
-  const base = process.env.XDG_CACHE_HOME || (homedir() ? join(homedir(), '.cache') : tmpdir());
-  return join(base, 'gemma3n-trickle', 'tiny-random-gemma3n');
+  return join(cacheHome(), 'tiny-random-gemma3n');
+}
+
+/** Where the encoded test pattern is kept between runs (its name says what it is, so a change re-encodes). */
+function patternCachePath(): string {
+  const p = PATTERN;
+  return join(cacheHome(), `test-pattern-${p.durationS}s-${p.width}x${p.height}-${p.fps}fps-gop${p.gopS}-${p.toneHz}hz.ts`);
+}
+
+/** Keeps the freshly encoded pattern for the next run; a cache that cannot be written only costs the next run's encode. */
+async function keepPattern(file: string): Promise<string> {
+  const dest = patternCachePath();
+  try {
+    await mkdir(dirname(dest), { recursive: true });
+    await copyFile(file, `${dest}.part`);
+    await rename(`${dest}.part`, dest);
+    return dest;
+  } catch {
+    return file;
+  }
 }
 
 /** The demo stopped for a reason the user must act on (a model that cannot load). */
@@ -205,11 +230,12 @@ export async function runDemo(o: DemoOptions, out: NodeJS.WritableStream, signal
 
   try {
     let input = o.input;
+    if (!input && existsSync(patternCachePath())) input = patternCachePath();
     if (!input) {
       mediaDir = await mkdtemp(join(tmpdir(), 'gemma3n-trickle-demo-'));
       live.dirs.add(mediaDir);
       process.stderr.write(`encoding a ${PATTERN.durationS} s test pattern + ${PATTERN.toneHz} Hz tone (takes 10-20 s; the model loads meanwhile)…\n`);
-      input = await encodeTestPattern(mediaDir, stopAll.signal, (line) => process.stderr.write(`${line}\n`));
+      input = await keepPattern(await encodeTestPattern(mediaDir, stopAll.signal, (line) => process.stderr.write(`${line}\n`)));
     }
     process.stderr.write(`input: ${input}${o.input ? '' : ' (generated test pattern + tone, looped)'}\n`);
 

@@ -1,19 +1,21 @@
 /**
  * Smoke test of `gemma3n-trickle demo --tiny`: the whole product on one machine (embedded trickle
  * server, runner, real-time publisher of a generated test pattern with a tone, the generated tiny
- * random-weight model in-process) prints generation records on stdout, then the summary.
+ * random-weight model in-process) prints generation records on stdout, then the summary, and keeps
+ * the encoded test pattern in its cache dir for the next run.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { tinyModelReply } from '../../src/model/tiny-model.js';
 
 describe('demo command', () => {
-  it('prints generation records that saw both frames and audio, then a summary', { timeout: 180_000 }, async () => {
+  it('prints generation records that saw both frames and audio, then a summary', { timeout: 180_000 }, async (t) => {
     const cache = await mkdtemp(join(tmpdir(), 'demo-cache-'));
+    t.after(() => rm(cache, { recursive: true, force: true }));
     const child = spawn(
       process.execPath,
       ['--import', 'tsx', 'scripts/cli-dev.ts', 'demo', '--tiny', '--cycles', '2', '--every', '2', '--duration', '150'],
@@ -38,5 +40,8 @@ describe('demo command', () => {
     }
     assert.match(stdout, /--- demo summary ---/);
     assert.match(stdout, /cycles: \d+ generation/);
+    // The encoded pattern is kept for the next run (beside the tiny model), so only the first run waits.
+    const cached = (await readdir(join(cache, 'gemma3n-trickle'))).filter((f) => f.startsWith('test-pattern-') && f.endsWith('.ts'));
+    assert.equal(cached.length, 1, `cache holds: ${cached.join(', ')}`);
   });
 });
