@@ -8,7 +8,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtemp, readdir } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -55,7 +55,10 @@ async function runDemoUntil(extraArgs: string[], ready: (stderr: string, tmp: st
   if (code === 'hung') child.kill('SIGKILL');
   for (const line of left) process.kill(Number(line.trim().split(/\s+/)[0]), 'SIGKILL');
   // tsx-* is tsx's own compile cache (the test runs the CLI from source), not the demo's.
-  return { code, stderr, left, tmpEntries: (await readdir(tmp)).filter((n) => !n.startsWith('tsx-')) };
+  const tmpEntries = (await readdir(tmp)).filter((n) => !n.startsWith('tsx-'));
+  await rm(tmp, { recursive: true, force: true });
+  await rm(cache, { recursive: true, force: true });
+  return { code, stderr, left, tmpEntries };
 }
 
 describe('demo shutdown', () => {

@@ -6,7 +6,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { mkdtemp, readdir, readFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeFile } from 'node:fs/promises';
@@ -98,8 +98,9 @@ describe('trickle CLI', () => {
     }
   });
 
-  it('trickle-server --channel creates channels at start; publish prints a progress line per segment', { timeout: 60_000 }, async () => {
+  it('trickle-server --channel creates channels at start; publish prints a progress line per segment', { timeout: 60_000 }, async (t) => {
     const dir = await mkdtemp(join(tmpdir(), 'publish-cli-'));
+    t.after(() => rm(dir, { recursive: true, force: true }));
     const file = join(dir, 'clip.ts');
     await writeFile(file, Buffer.concat(await makeTestSegments({ durationS: 2, fps: 10, width: 160, height: 120, gopS: 1, audio: null })));
     const server = cli(['trickle-server', '--port', '0', '--host', '127.0.0.1', '--channel', 'in:video/MP2T']);
@@ -120,8 +121,10 @@ describe('trickle CLI', () => {
 });
 
 describe('model CLI', () => {
-  it('make-tiny-model writes the random-weight test model with the Gemma 3n ONNX export layout', { timeout: 60_000 }, async () => {
-    const dir = join(await mkdtemp(join(tmpdir(), 'tiny-cli-')), 'model');
+  it('make-tiny-model writes the random-weight test model with the Gemma 3n ONNX export layout', { timeout: 60_000 }, async (t) => {
+    const root = await mkdtemp(join(tmpdir(), 'tiny-cli-'));
+    t.after(() => rm(root, { recursive: true, force: true }));
+    const dir = join(root, 'model');
     const run = cli(['make-tiny-model', dir]);
     assert.equal(await run.exited, 0, run.err());
     assert.match(run.out(), /random-weight test model/);

@@ -6,7 +6,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TrickleServer } from '../../src/trickle/server.js';
@@ -24,7 +24,11 @@ async function selfSignedCert(): Promise<{ key: Buffer; cert: Buffer }> {
       (err, _out, stderr) => (err ? reject(new Error(`openssl: ${stderr}`)) : resolve()),
     ),
   );
-  return { key: await readFile(key), cert: await readFile(cert) };
+  try {
+    return { key: await readFile(key), cert: await readFile(cert) };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }
 
 async function readBody(body: NodeJS.ReadableStream): Promise<string> {
