@@ -27,32 +27,9 @@ import { MediaInput } from './media-input.js';
 import { EventsWriter } from './events.js';
 import { ParamsStore, type ParamsChange } from './params-store.js';
 import { statusEventFields, type StatusInputs } from './status.js';
-import type { SessionFactory, StreamEnd, StreamSession, StreamStartConfig, StreamStatusSnapshot } from './types.js';
+import type { SessionDeps, SessionFactory, StreamEnd, StreamSession, StreamStartConfig, StreamStatusSnapshot } from './types.js';
 
-export interface SessionDeps {
-  backend: ModelBackend;
-  logger?: Logger;
-  /** Heartbeat (and status event) cadence; the gateway needs one at least every 30 s. */
-  heartbeatMs?: number;
-  /** How long a record waits for others to share its data segment. */
-  dataBatchMs?: number;
-  dataQueueMaxRecords?: number;
-  dataQueueMaxBytes?: number;
-  /** Bound on flushing queued records/events at stop. */
-  flushTimeoutMs?: number;
-  /** When input ends, how long a running cycle may still take before it is aborted. */
-  drainCycleMs?: number;
-  /** Bound on waiting for an aborted model request to settle at stop. */
-  abortWaitMs?: number;
-  samplerMaxPendingBytes?: number;
-  /**
-   * A zero-byte data segment goes out when nothing was published on the data channel for this long
-   * (default 60 s; 0 = never). go-livepeer sweeps a channel idle for 5 min, and the gateway then stops
-   * the stream.
-   */
-  dataKeepaliveMs?: number;
-}
-
+export type { SessionDeps };
 export { mediaMaxAgeMs };
 
 export class PipelineSession implements StreamSession {

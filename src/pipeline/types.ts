@@ -4,6 +4,8 @@
  */
 import type { StreamParams } from '../config/params.js';
 import type { AppError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { ModelBackend } from '../model/backend.js';
 
 export interface StreamUrls {
   subscribeUrl?: string;
@@ -67,3 +69,28 @@ export interface StreamSession {
 }
 
 export type SessionFactory = (config: StreamStartConfig) => StreamSession;
+
+/** What a session is built with besides its start config: the shared backend and tuning bounds. */
+export interface SessionDeps {
+  backend: ModelBackend;
+  logger?: Logger;
+  /** Heartbeat (and status event) cadence; the gateway needs one at least every 30 s. */
+  heartbeatMs?: number;
+  /** How long a record waits for others to share its data segment. */
+  dataBatchMs?: number;
+  dataQueueMaxRecords?: number;
+  dataQueueMaxBytes?: number;
+  /** Bound on flushing queued records/events at stop. */
+  flushTimeoutMs?: number;
+  /** When input ends, how long a running cycle may still take before it is aborted. */
+  drainCycleMs?: number;
+  /** Bound on waiting for an aborted model request to settle at stop. */
+  abortWaitMs?: number;
+  samplerMaxPendingBytes?: number;
+  /**
+   * A zero-byte data segment goes out when nothing was published on the data channel for this long
+   * (default 60 s; 0 = never). go-livepeer sweeps a channel idle for 5 min, and the gateway then stops
+   * the stream.
+   */
+  dataKeepaliveMs?: number;
+}
