@@ -4,8 +4,9 @@
  *
  *   in:  frames + audio pushed into the rolling buffers → snapshot → gating → OpenAIBackend builds the
  *        request (base64 JPEG + WAV, JSON) → last request byte received by a loopback engine;
- *   out: the engine sends its last SSE byte → record built, serialised, queued → data-channel segment
- *        published to the embedded trickle server → line received by a real subscriber.
+ *   out: the engine sends its last SSE byte → record built → the session's DataChannel (its own
+ *        defaults: stamping, serialisation, queue, batching) → data-channel segment published to the
+ *        embedded trickle server → line received by a real subscriber.
  *
  * Baselines measured in the same run, on the same payloads:
  *   in:  base64 of the same JPEGs/WAV + JSON.stringify of the same chat body (the irreducible encoding);
@@ -22,8 +23,9 @@ import { OpenAIBackend } from '../src/model/openai.js';
 import type { ImageInput } from '../src/model/backend.js';
 import { AudioBuffer, FrameBuffer } from '../src/pipeline/buffers.js';
 import { planCycle, runCycle } from '../src/pipeline/cycle.js';
-import { SegmentQueue } from '../src/pipeline/data-writer.js';
-import { serializeRecord, stampStat } from '../src/pipeline/records.js';
+import { DataChannel } from '../src/pipeline/data-channel.js';
+import { serializeRecord } from '../src/pipeline/records.js';
+import { rootLogger } from '../src/log.js';
 import { TricklePublisher } from '../src/trickle/publisher.js';
 import { TrickleServer } from '../src/trickle/server.js';
 import { TrickleSubscriber } from '../src/trickle/subscriber.js';
@@ -130,7 +132,8 @@ export async function run(args: string[]): Promise<void> {
     trickle.createChannel(rawCh, 'application/jsonl');
     const backend = new OpenAIBackend({ baseURL, modelId: 'bench', capabilities: { maxImages: frames } });
     const params = parseStartParams({ max_frames: frames, max_input_tokens: 32768, audio_window_s: 4 }).params;
-    const queue = new SegmentQueue({ sink: new TricklePublisher({ url: trickle.channelUrl(dataCh), mimeType: 'application/jsonl' }), batchMs: 0 });
+    // The data channel exactly as a session builds it (its defaults: what runs, batching wait included).
+    const data = new DataChannel({ streamId: 'bench', url: trickle.channelUrl(dataCh), log: rootLogger(), onError: () => undefined, onPublished: () => undefined });
     const rawPub = new TricklePublisher({ url: trickle.channelUrl(rawCh), mimeType: 'application/jsonl' });
     const dataReader = new LineReader(trickle.channelUrl(dataCh));
     const rawReader = new LineReader(trickle.channelUrl(rawCh));
@@ -161,11 +164,9 @@ export async function run(args: string[]): Promise<void> {
         correctionHistory: undefined,
         startedAt: t0,
       });
-      const rec = result.records[0]!;
-      stampStat(rec, 'records_dropped', queue.takeDropped());
-      const line = serializeRecord(rec);
-      queue.enqueue(line);
+      data.publish(result.records);
       const tLine = await arrived;
+      const line = serializeRecord(result.records[0]!);
       // ---- baselines on the same payloads
       const b0 = performance.now();
       const body = JSON.stringify({
@@ -203,7 +204,7 @@ export async function run(args: string[]): Promise<void> {
     process.stdout.write(`\n${frames} frames @512px + 4 s audio (${iterations} cycles; request ${Math.round(reqBytes / 1024)} KiB, record ${lineBytes} B)\n`);
     process.stdout.write(row('in: media → request bytes out', inMs, inBase));
     process.stdout.write(row('out: response in → record on data', outMs, outBase));
-    await queue.close(2000);
+    await data.close(2000);
     await rawPub.close();
     await Promise.all([dataReader.close(), rawReader.close()]);
     await backend.close();

@@ -44,7 +44,9 @@ export class DataChannel {
       sink: new TricklePublisher({ url: o.url, mimeType: 'application/jsonl', logger: log }),
       maxItems: o.maxRecords ?? 1000,
       maxBytes: o.maxBytes ?? 8 * 1024 * 1024,
-      batchMs: o.batchMs ?? 100,
+      // 0: an idle channel sends a record at once (waiting for company only adds latency at one record
+      // per cycle); what queues while a segment is in flight, or in the same tick, shares the next one.
+      batchMs: o.batchMs ?? 0,
       keepaliveMs: o.keepaliveMs ?? 60_000,
       logger: log,
       onPublished: (n) => {

@@ -76,7 +76,7 @@ export interface SessionDeps {
   logger?: Logger;
   /** Heartbeat (and status event) cadence; the gateway needs one at least every 30 s. */
   heartbeatMs?: number;
-  /** How long a record waits for others to share its data segment. */
+  /** How long the first record of an idle data channel waits for others to share its segment (default 0). */
   dataBatchMs?: number;
   dataQueueMaxRecords?: number;
   dataQueueMaxBytes?: number;
