@@ -15,6 +15,8 @@ import { configureLogging, logConfigFrom } from '../config/runtime.js';
 import { publishFile } from '../trickle/file-publisher.js';
 import { TrickleServer } from '../trickle/server.js';
 import { TrickleSubscriber } from '../trickle/subscriber.js';
+import { Transport, joinUrl } from '../trickle/http.js';
+import { delay } from '../util/time.js';
 
 function untilSignal(): Promise<void> {
   return new Promise((resolve) => {
@@ -35,23 +37,29 @@ function collect(v: string, acc: string[]): string[] {
 
 /**
  * Waits until `GET {url}/next` says the channel exists (any answer but 404 and connection errors:
- * servers without `/next` answer 400 for a channel that does exist). False after `waitMs`.
+ * servers without `/next` answer 400 for a channel that does exist). Asked through the trickle
+ * clients' own transport, so an orchestrator's self-signed certificate is accepted here as it is by
+ * the subscriber that follows.
  */
 async function channelAppears(url: string, waitMs: number, signal: AbortSignal): Promise<{ ok: true } | { ok: false; last: string }> {
   const deadline = Date.now() + waitMs;
+  const transport = new Transport(url, { tlsVerify: false, keepAlive: false });
   let last = 'no answer';
-  for (;;) {
-    try {
-      const r = await fetch(`${url.replace(/\/+$/, '')}/next`, { signal: AbortSignal.any([signal, AbortSignal.timeout(5000)]) });
-      await r.body?.cancel();
-      if (r.status !== 404) return { ok: true };
-      last = 'the channel does not exist (404)';
-    } catch (e) {
+  try {
+    for (;;) {
+      try {
+        const r = await transport.simple('GET', joinUrl(url, 'next'), 5000);
+        if (r.status !== 404) return { ok: true };
+        last = 'the channel does not exist (404)';
+      } catch (e) {
+        last = `the server cannot be reached (${(e as Error).message})`;
+      }
       if (signal.aborted) return { ok: false, last: 'stopped' };
-      last = `the server cannot be reached (${(e as Error).cause instanceof Error ? ((e as Error).cause as Error).message : (e as Error).message})`;
+      if (Date.now() >= deadline) return { ok: false, last };
+      await delay(250, signal);
     }
-    if (Date.now() >= deadline) return { ok: false, last };
-    await new Promise((r) => setTimeout(r, 250));
+  } finally {
+    transport.destroy();
   }
 }
 

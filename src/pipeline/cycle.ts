@@ -2,7 +2,7 @@
  * Running one planned cycle (plan.ts makes the plan): `runCycle` sends the request, collects the
  * streamed answer, runs the optional correction pass, and returns the records to publish (a failed
  * cycle yields an `error` record, never nothing). Publish-time counters are stamped by whoever
- * publishes (records.ts `stampStat`), so nothing here calls back. The plan's API is re-exported here.
+ * publishes (records.ts `stampStat`), so nothing here calls back.
  */
 import { errorCode, errorMessage, type ErrorCode } from '../errors.js';
 import type { GenerateEvent, ModelBackend } from '../model/backend.js';
@@ -10,7 +10,6 @@ import { correctionPrompt, type HistoryEntry } from './context.js';
 import { framesLimitedBy, type CyclePlan } from './plan.js';
 import { toUsage, type CorrectionRecord, type ErrorRecord, type GenerationRecord } from './records.js';
 
-export * from './plan.js';
 
 export interface Collected {
   text: string;

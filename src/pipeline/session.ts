@@ -6,8 +6,9 @@
  *   DataChannel (data-channel.ts) records → NDJSON segments on the data channel, bounded and retried
  *   EventsWriter (events.ts)     heartbeats, status and error events
  *   ControlReader (control.ts)   params updates from the control channel
- * Implements the StreamSession contract (types.ts) that the control API drives. Params in force live
- * here, changed through one path (apply) for HTTP updates and control messages alike.
+ *   ParamsStore (params-store.ts) the params in force and their update path
+ * Implements the StreamSession contract (types.ts) that the control API drives. A committed params
+ * change, from HTTP or the control channel, is put to work in one place (apply).
  *
  * Ending: the loop stops starting cycles; the running one is aborted (stop, error) or allowed to
  * finish (input ended, bounded by drainCycleMs); then media, control and data close together (data
@@ -22,7 +23,7 @@ import { TricklePublisher } from '../trickle/publisher.js';
 import { TrickleSubscriber } from '../trickle/subscriber.js';
 import { ControlReader, type ControlMessage } from './control.js';
 import { DataChannel } from './data-channel.js';
-import { GenerationLoop, mediaMaxAgeMs } from './loop.js';
+import { GenerationLoop } from './loop.js';
 import { MediaInput } from './media-input.js';
 import { EventsWriter } from './events.js';
 import { ParamsStore, type ParamsChange } from './params-store.js';
@@ -30,7 +31,6 @@ import { statusEventFields, type StatusInputs } from './status.js';
 import type { SessionDeps, SessionFactory, StreamEnd, StreamSession, StreamStartConfig, StreamStatusSnapshot } from './types.js';
 
 export type { SessionDeps };
-export { mediaMaxAgeMs };
 
 export class PipelineSession implements StreamSession {
   readonly streamId: string;
@@ -186,7 +186,7 @@ export class PipelineSession implements StreamSession {
       ...this.media?.counters(),
       ...this.data?.counters(),
       ...this.store.counters(),
-      ...(this.events ? { events_published: this.events.stats().published, events_dropped: this.events.stats().dropped } : {}),
+      ...this.eventCounters(),
       cycles_in_flight: this.loop.inFlight ? 1 : 0,
     };
     return {
@@ -201,6 +201,12 @@ export class PipelineSession implements StreamSession {
   }
 
   // ---- internals ----
+
+  private eventCounters(): Record<string, number> {
+    if (!this.events) return {};
+    const s = this.events.stats();
+    return { events_published: s.published, events_dropped: s.dropped };
+  }
 
   private fps(): StreamStatusSnapshot['fps'] {
     return this.media?.fps() ?? { ingress_video_fps: 0, ingress_audio_fps: 0, egress_video_fps: 0, egress_audio_fps: 0 };

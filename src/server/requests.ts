@@ -3,11 +3,13 @@
  * go through the one parameter schema (src/config/params.ts).
  * Channel URLs are plain http(s) URLs without query, fragment or credentials: the runner appends
  * `/<seq>` to them, and a `?x=` or `#` would keep that suffix off the path and let a caller aim the
- * runner at any exact URL (issue 17). Host rules (allowlist, metadata ranges) live in url-policy.ts.
+ * runner at any exact URL (issue 17). The rule is trickle/http.ts `channelUrlProblem`, which the trickle
+ * clients apply too. Host rules (allowlist, metadata ranges) live in url-policy.ts.
  * Stream ids (gateway_request_id, X-Stream-Id) are 1–128 printable ASCII characters, no spaces.
  */
 import { z } from 'zod';
 import { BadRequestError, ParamsValidationError } from '../errors.js';
+import { channelUrlProblem } from '../trickle/http.js';
 
 export const MAX_STREAM_ID_CHARS = 128;
 const STREAM_ID_CHARSET = /^[\x21-\x7e]+$/;
@@ -30,27 +32,12 @@ const channelUrl = z
   .optional()
   .transform((v, ctx) => {
     if (v === undefined || v === null || v.trim() === '') return undefined; // empty = feature off
-    let u: URL;
-    try {
-      u = new URL(v.trim());
-    } catch {
-      ctx.addIssue({ code: 'custom', message: `is not a valid URL (got ${JSON.stringify(v)})` });
+    const problem = channelUrlProblem(v);
+    if (problem) {
+      ctx.addIssue({ code: 'custom', message: problem });
       return z.NEVER;
     }
-    if (u.protocol !== 'http:' && u.protocol !== 'https:') {
-      ctx.addIssue({ code: 'custom', message: `must be an http: or https: URL (got ${u.protocol})` });
-      return z.NEVER;
-    }
-    // On the raw text: a bare trailing "?" or "#" parses to an empty search/hash but still matters.
-    if (v.includes('?') || v.includes('#')) {
-      ctx.addIssue({ code: 'custom', message: 'must not contain a query (?) or fragment (#): a trickle channel URL is a plain path' });
-      return z.NEVER;
-    }
-    if (u.username || u.password) {
-      ctx.addIssue({ code: 'custom', message: 'must not contain credentials (user:password@)' });
-      return z.NEVER;
-    }
-    return u.toString().replace(/\/+$/, '');
+    return new URL(v.trim()).toString().replace(/\/+$/, '');
   });
 
 export const startRequestSchema = z.object({

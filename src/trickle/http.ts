@@ -92,28 +92,29 @@ export function httpStatusError(what: string, status: number, body: string): Tri
 export { delay as sleep, within } from '../util/time.js';
 
 /**
- * A channel URL the clients will use, without trailing slashes. Refused (trickle_bad_url): anything
- * but http/https, and a query, fragment or credentials — `/<seq>` is appended to the path, so a
- * `?x=` or `#` would keep it off the real path and turn the client into a fetcher of arbitrary URLs.
+ * Why `raw` cannot be a trickle channel URL, or undefined when it can: http/https only, and no
+ * query, fragment or credentials — `/<seq>` is appended to the path, so a `?x=` or `#` would keep it
+ * off the real path and turn a client into a fetcher of arbitrary URLs. The one rule: the clients
+ * (channelUrl) and the control API's start validation (server/requests.ts) both apply it.
  */
-export function channelUrl(raw: string): string {
+export function channelUrlProblem(raw: string): string | undefined {
   let u: URL;
   try {
     u = new URL(raw);
   } catch {
-    throw new TrickleError('trickle_bad_url', `not a URL: ${JSON.stringify(raw)}`);
+    return `is not a valid URL (got ${JSON.stringify(raw)})`;
   }
-  const bad =
-    u.protocol !== 'http:' && u.protocol !== 'https:'
-      ? `scheme ${u.protocol} (http or https only)`
-      : u.search !== '' || raw.includes('?')
-        ? 'a query string'
-        : u.hash !== '' || raw.includes('#')
-          ? 'a fragment'
-          : u.username !== '' || u.password !== ''
-            ? 'credentials'
-            : undefined;
-  if (bad) throw new TrickleError('trickle_bad_url', `channel URL ${JSON.stringify(raw)} has ${bad}: refused`);
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') return `must be an http: or https: URL (got ${u.protocol})`;
+  // On the raw text: a bare trailing "?" or "#" parses to an empty search/hash but still matters.
+  if (raw.includes('?') || raw.includes('#')) return 'must not contain a query (?) or fragment (#): a trickle channel URL is a plain path';
+  if (u.username || u.password) return 'must not contain credentials (user:password@)';
+  return undefined;
+}
+
+/** A channel URL the clients will use, without trailing slashes; TrickleError('trickle_bad_url') when refused. */
+export function channelUrl(raw: string): string {
+  const problem = channelUrlProblem(raw);
+  if (problem) throw new TrickleError('trickle_bad_url', `channel URL ${JSON.stringify(raw)} ${problem}: refused`);
   return raw.replace(/\/+$/, '');
 }
 

@@ -311,11 +311,12 @@ export class TricklePublisher {
 
   // ---- used by SegmentOut ----------------------------------------------------------------------
 
-  /** A segment failed: re-sync on the next take; a seq that never carried bytes is reused. */
+  /** A segment was stored by the server: nothing before it needs re-sending after a restart. */
   segmentDone(): void {
     this.firstFailed = undefined;
   }
 
+  /** A segment failed: re-sync on the next take; a seq the server cannot hold (no bytes, 404) is reused. */
   segmentFailed(conn: PostConn, err: TrickleError): void {
     this.firstFailed = Math.min(this.firstFailed ?? conn.seq, conn.seq);
     this.log.debug({ seq: conn.seq, err: err.message, bytes: conn.bytesOnWire }, 'segment failed');

@@ -8,6 +8,8 @@ import { TrickleServer } from '../../src/trickle/server.js';
 import { TricklePublisher } from '../../src/trickle/publisher.js';
 import { parseStartParams, type ParamsInput } from '../../src/config/params.js';
 import type { ModelBackend } from '../../src/model/backend.js';
+import { OpenAIBackend } from '../../src/model/openai.js';
+import { startFakeEngine } from '../../src/model/testing/fake-engine.js';
 import { createSessionFactory, type PipelineSession, type SessionDeps } from '../../src/pipeline/session.js';
 import { sleep } from './wait.js';
 
@@ -181,8 +183,6 @@ export interface LoopingStream {
  * take the data server down and bring it back.
  */
 export async function startLoopingStream(opts: { streamId: string; dataUrl: string; clip: Buffer[]; paceMs: number }): Promise<LoopingStream> {
-  const { startFakeEngine } = await import('./model.js');
-  const { OpenAIBackend } = await import('../../src/model/openai.js');
   const engine = await startFakeEngine();
   const backend = new OpenAIBackend({ baseURL: engine.baseURL, capabilities: { maxImages: 4 } });
   const media = new TrickleServer({ port: 0, host: '127.0.0.1' });

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseStartParams } from '../../src/config/params.js';
-import { planCycle } from '../../src/pipeline/cycle.js';
+import { framesLimitedBy, planCycle } from '../../src/pipeline/plan.js';
 import type { BackendCapabilities } from '../../src/model/backend.js';
 
 const frame = (ptsMs: number) => ({ ptsMs, width: 4, height: 4, jpeg: Buffer.from([1]) });
@@ -19,7 +19,6 @@ test("max_frames 30 (the README's example) on an 8-image engine: 22 frames dropp
 });
 
 test('token gating after the engine limit is counted as gating and named as the binding limit', async () => {
-  const { framesLimitedBy } = await import('../../src/pipeline/cycle.js');
   const { params } = parseStartParams({ max_frames: 30, modality: 'vision', max_input_tokens: 3 * 260 + 200 });
   const frames = Array.from({ length: 30 }, (_, i) => frame(i * 100));
   const r = planCycle({ frames, audio: undefined }, { params, capabilities: caps, countTextTokens: (t) => t.length, history: [] });
