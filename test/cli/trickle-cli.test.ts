@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { writeFile } from 'node:fs/promises';
 import { TricklePublisher } from '../../src/trickle/publisher.js';
 import { makeTestSegments } from '../helpers/media.js';
+import { selfSignedCert } from '../helpers/trickle.js';
 import { waitFor } from '../helpers/wait.js';
 
 function cli(args: string[], env: Record<string, string> = {}): { child: ChildProcessWithoutNullStreams; out: () => string; err: () => string; exited: Promise<number | null> } {
@@ -76,6 +77,29 @@ describe('trickle CLI', () => {
       assert.deepEqual(sub.out().trim().split('\n').map((l) => JSON.parse(l) as unknown), [{ type: 'generation', text: 'late' }], 'stdout holds the record and nothing else');
       assert.match(sub.err(), /"level":20/, 'debug logs went to stderr');
       assert.match(sub.err(), /end of stream \(1 segments\)/);
+      await pub.close();
+    } finally {
+      sub?.child.kill('SIGKILL');
+      server.child.kill('SIGTERM');
+      await server.exited;
+    }
+  });
+
+  it('subscribe reads a channel on an HTTPS trickle server with a self-signed certificate (as orchestrators serve)', { timeout: 60_000 }, async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'subscribe-tls-'));
+    t.after(() => rm(dir, { recursive: true, force: true }));
+    const { key, cert } = await selfSignedCert();
+    await writeFile(join(dir, 'key.pem'), key);
+    await writeFile(join(dir, 'cert.pem'), cert);
+    const server = cli(['trickle-server', '--port', '0', '--host', '127.0.0.1', '--tls-key', join(dir, 'key.pem'), '--tls-cert', join(dir, 'cert.pem'), '--channel', 'd:application/jsonl']);
+    let sub: ReturnType<typeof cli> | undefined;
+    try {
+      const base = (await waitFor('the server URL', () => /trickle server on (\S+)/.exec(server.err())?.[1], 30_000)).replace(/\/$/, '');
+      assert.match(base, /^https:/);
+      const pub = new TricklePublisher({ url: `${base}/d`, mimeType: 'application/jsonl' });
+      await pub.publish('{"type":"generation","text":"over tls"}\n');
+      sub = cli(['subscribe', `${base}/d`, '--start', '0', '--wait-s', '5']);
+      await waitFor('the record', () => sub!.out().includes('over tls'), 20_000);
       await pub.close();
     } finally {
       sub?.child.kill('SIGKILL');

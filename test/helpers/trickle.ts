@@ -3,7 +3,11 @@
  * observe exactly what goes over the wire (interim 1xx, when headers arrive, chunk by chunk), and
  * FaultyServer, a scripted HTTP server used only for fault injection against the clients.
  */
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import http from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { TrickleServer, type TrickleServerOptions } from '../../src/trickle/server.js';
 
@@ -177,5 +181,24 @@ export class FaultyServer {
   async close(): Promise<void> {
     this.cutConnections();
     await new Promise<void>((r) => this.server.close(() => r()));
+  }
+}
+
+/** A self-signed certificate for 127.0.0.1, made by openssl (as orchestrators often serve); its files are removed. */
+export async function selfSignedCert(): Promise<{ key: Buffer; cert: Buffer }> {
+  const dir = await mkdtemp(join(tmpdir(), 'trickle-tls-'));
+  const key = join(dir, 'key.pem');
+  const cert = join(dir, 'cert.pem');
+  await new Promise<void>((resolve, reject) =>
+    execFile(
+      'openssl',
+      ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'],
+      (err, _out, stderr) => (err ? reject(new Error(`openssl: ${stderr}`)) : resolve()),
+    ),
+  );
+  try {
+    return { key: await readFile(key), cert: await readFile(cert) };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
   }
 }

@@ -5,31 +5,11 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { TrickleServer } from '../../src/trickle/server.js';
 import { TricklePublisher } from '../../src/trickle/publisher.js';
 import { TrickleSubscriber } from '../../src/trickle/subscriber.js';
+import { selfSignedCert } from '../helpers/trickle.js';
 
-async function selfSignedCert(): Promise<{ key: Buffer; cert: Buffer }> {
-  const dir = await mkdtemp(join(tmpdir(), 'trickle-tls-'));
-  const key = join(dir, 'key.pem');
-  const cert = join(dir, 'cert.pem');
-  await new Promise<void>((resolve, reject) =>
-    execFile(
-      'openssl',
-      ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'],
-      (err, _out, stderr) => (err ? reject(new Error(`openssl: ${stderr}`)) : resolve()),
-    ),
-  );
-  try {
-    return { key: await readFile(key), cert: await readFile(cert) };
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
 
 async function readBody(body: NodeJS.ReadableStream): Promise<string> {
   const parts: Buffer[] = [];
