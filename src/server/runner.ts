@@ -19,6 +19,7 @@ import type { ModelBackend } from '../model/backend.js';
 import { RunnerState } from './state.js';
 import type { StartRequest } from './requests.js';
 import { metrics, forgetStream } from '../metrics.js';
+import { delay } from '../util/time.js';
 
 export class PipelineBusyError extends AppError {
   constructor(message: string) {
@@ -93,7 +94,7 @@ export class Runner {
   private async waitUntilReady(): Promise<void> {
     const deadline = Date.now() + this.startWaitMs;
     while (this.backend.status().state === 'loading' && this.loadFailure === undefined && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 50));
+      await delay(50);
     }
     const reason = this.notReadyReason();
     if (reason !== undefined) throw new PipelineBusyError(reason);
