@@ -4,10 +4,13 @@
 // (file paths or a folder such as test/trickle) narrow the run. Three files run at once: many tests
 // wait on sockets, children or a browser, and 3 measured 137 s against 182 s for 2 on the 2-core machine.
 //
+// Every test file shares one media cache dir for the run (see below).
+//
 // A full run (no arguments) also type-checks the tests, the page and the sources (tsx strips types
 // without checking them) alongside the tests, and fails when either fails; TYPECHECK=0 skips that.
 import { spawn } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 
@@ -51,11 +54,25 @@ const typecheck =
       })()
     : Promise.resolve(undefined);
 
-const tests = await run(
-  process.execPath,
-  ['--import', 'tsx', '--test', '--test-reporter=spec', '--test-concurrency=3', ...files],
-  { stdio: 'inherit', env: { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'silent' } },
-);
+// One media cache for every test file of the run: a stream one file encoded is reused by the others
+// (src/media/test-source.ts writes into it atomically); this script made it, so it removes it.
+const mediaDir = mkdtempSync(join(tmpdir(), 'gemma3n-trickle-test-media-'));
+for (const sig of ['SIGINT', 'SIGTERM']) {
+  process.once(sig, () => {
+    rmSync(mediaDir, { recursive: true, force: true });
+    process.exit(130);
+  });
+}
+let tests;
+try {
+  tests = await run(
+    process.execPath,
+    ['--import', 'tsx', '--test', '--test-reporter=spec', '--test-concurrency=3', ...files],
+    { stdio: 'inherit', env: { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'silent', GEMMA3N_TEST_MEDIA_DIR: mediaDir } },
+  );
+} finally {
+  rmSync(mediaDir, { recursive: true, force: true });
+}
 const tc = await typecheck;
 if (tc) process.stdout.write(`\n${tc.ok ? 'ℹ' : '✖'} ${tc.text}\n`);
 process.exit(tests.code !== 0 ? tests.code : tc && !tc.ok ? 1 : 0);

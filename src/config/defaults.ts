@@ -1,8 +1,8 @@
 /**
  * Tuning defaults of the env-configurable server settings, in one place and with no imports, so the
  * modules that apply them (src/server/*) and the schema that documents them (src/config/runtime.ts)
- * share one number. The model layer's defaults (request timeout, warm-up deadline) stay in
- * src/model/openai.ts, which imports nothing from config; runtime.ts re-exports them in `DEFAULTS`.
+ * share one number. The model layer's defaults (request timeout, warm-up deadline, model ids) live in
+ * src/model/defaults.ts, which imports nothing from config; runtime.ts re-exports them in `DEFAULTS`.
  */
 export const SERVER_DEFAULTS = {
   port: 8000,

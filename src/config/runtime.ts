@@ -18,10 +18,17 @@
  */
 import { AppError } from '../errors.js';
 import { configureRootLogger, parseLogFormat, parseLogLevel, type LogFormat } from '../log.js';
-import { parseDtype, type BackendConfig, type BackendKind } from '../model/index.js';
-import { DEFAULT_OPENAI_MODEL, DEFAULT_REQUEST_TIMEOUT_MS, DEFAULT_WARMUP_DEADLINE_MS } from '../model/openai.js';
+import {
+  DEFAULT_OPENAI_MODEL,
+  DEFAULT_REQUEST_TIMEOUT_MS,
+  DEFAULT_TRANSFORMERS_MODEL,
+  DEFAULT_WARMUP_DEADLINE_MS,
+  defaultModelCacheDir,
+  parseDtype,
+  type BackendConfig,
+  type BackendKind,
+} from '../model/defaults.js';
 import { AUDIO_SAMPLE_RATE } from '../model/audio.js';
-import { defaultModelCacheDir, DEFAULT_TRANSFORMERS_MODEL } from '../model/transformers.js';
 import type { DtypeOption } from '../model/transformers-protocol.js';
 import { SERVER_DEFAULTS } from './defaults.js';
 

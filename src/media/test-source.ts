@@ -39,11 +39,24 @@ export interface TestStreamOptions {
 let cacheDir: string | undefined;
 
 /**
+ * A cache directory shared by several processes (the test runner sets it so that every test file reuses
+ * the streams another file already encoded). Whoever sets it created it and removes it; this module
+ * only writes into it (atomically: a .part file renamed into place, so concurrent writers are safe).
+ */
+export const SHARED_MEDIA_DIR_ENV = 'GEMMA3N_TEST_MEDIA_DIR';
+
+/**
  * A directory under the OS temp dir, one per process. This module created it, so this module removes
  * it: when the process exits (normally or via process.exit), or earlier through removeMediaCacheDir().
  * A process killed by a signal leaves it behind (no handler here changes how the host reacts to signals).
+ * With SHARED_MEDIA_DIR_ENV set, that directory is used instead and left for its owner to remove.
  */
 export async function mediaCacheDir(): Promise<string> {
+  const shared = process.env[SHARED_MEDIA_DIR_ENV];
+  if (shared) {
+    await mkdir(shared, { recursive: true });
+    return shared;
+  }
   if (!cacheDir) {
     const dir = join(tmpdir(), `gemma3n-trickle-media-${process.pid}`);
     await mkdir(dir, { recursive: true });
@@ -133,8 +146,15 @@ export function generateTestStream(opts: TestStreamOptions): Promise<string> {
         if (o.videoCodec === 'hevc') {
           args.push('-c:v', 'libx265', '-preset', 'ultrafast', '-x265-params', `keyint=${gop}:min-keyint=${gop}:scenecut=0:log-level=error`);
         } else {
-          args.push('-c:v', 'libx264', '-preset', 'veryfast', '-g', String(gop), '-keyint_min', String(gop), '-sc_threshold', '0');
-          if (!o.bframes) args.push('-bf', '0');
+          // ultrafast costs less than half veryfast's CPU to encode (and less to decode). It turns B-frames
+          // off, so they are asked for explicitly (3, x264's usual) unless the stream is to be WebRTC-like,
+          // and its bitrate is capped near a live ingest's (~3 Mbit/s at 720p30): uncapped it is 2.5x that.
+          const kbps = Math.max(200, Math.round((o.width * o.height * o.fps * 0.11) / 1000));
+          args.push(
+            '-c:v', 'libx264', '-preset', 'ultrafast', '-bf', o.bframes ? '3' : '0',
+            '-b:v', `${kbps}k`, '-maxrate', `${kbps}k`, '-bufsize', `${2 * kbps}k`,
+            '-g', String(gop), '-keyint_min', String(gop), '-sc_threshold', '0',
+          );
         }
         args.push('-pix_fmt', 'yuv420p');
       }
@@ -174,7 +194,7 @@ export function splitIntoSegments(tsPath: string, opts: { segmentS?: number; ffm
   let p = splitCache.get(key);
   if (!p) {
     p = (async () => {
-      const dir = `${tsPath}.seg${segS}`;
+      const dir = `${tsPath}.seg${segS}.${process.pid}`; // the file may sit in a dir other processes share
       await rm(dir, { recursive: true, force: true });
       await mkdir(dir, { recursive: true });
       await runFfmpeg(

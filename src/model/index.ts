@@ -2,95 +2,18 @@
  * Backend selection: `createBackend(config.backend)`, where the BackendConfig comes from the runtime
  * configuration schema (src/config/runtime.ts: the BACKEND, MODEL_*, OPENAI_*, REQUEST_TIMEOUT_MS, …
  * settings, their defaults and their validation). This module reads no environment itself.
- *
- * `parseDtype` (MODEL_DTYPE / --dtype: `q4`, `embed_tokens=q8,decoder_model_merged=q4` or JSON; values
- * checked against the Transformers.js dtypes, a partial map is merged over the default map) lives here
- * because the valid lists are the model layer's.
+ * The defaults and `parseDtype` live in defaults.ts (import-free, for the schema); re-exported here.
  */
 import { AppError } from '../errors.js';
 import type { BackendCapabilities, ModelBackend } from './backend.js';
-import { DEFAULT_OPENAI_MODEL, OpenAIBackend } from './openai.js';
-import {
-  defaultModelCacheDir,
-  DEFAULT_TRANSFORMERS_MODEL,
-  MODEL_SESSIONS,
-  TransformersBackend,
-  VALID_DTYPES,
-  type DtypeOption,
-  type ProgressEvent,
-} from './transformers.js';
+import { DEFAULT_OPENAI_MODEL, DEFAULT_TRANSFORMERS_MODEL, defaultModelCacheDir, parseDtype, type BackendConfig, type BackendKind } from './defaults.js';
+import { OpenAIBackend } from './openai.js';
+import { TransformersBackend } from './transformers.js';
 
-export type BackendKind = 'openai' | 'transformers';
-
-/** A fully resolved backend configuration (see src/config/runtime.ts for where each field comes from). */
-export interface BackendConfig {
-  backend: BackendKind;
-  /** Engine model id (openai) or hub id (transformers). */
-  modelId: string;
-  baseURL?: string;
-  apiKey?: string;
-  timeoutMs: number;
-  /** transformers: a local model directory; wins over modelId. */
-  modelDir?: string;
-  dtype?: DtypeOption;
-  device?: string;
-  cacheDir?: string;
-  allowRemote?: boolean;
-  maxImages?: number;
-  audioPart?: 'input_audio' | 'audio_url' | null;
-  warmupDeadlineMs?: number;
-  /** openai: every audio clip padded to this many 16 kHz samples (AUDIO_PAD_S × 16000). */
-  audioPadSamples?: number;
-  onProgress?: (p: ProgressEvent) => void;
-}
+export { parseDtype, type BackendConfig, type BackendKind };
 
 function invalid(message: string): AppError {
   return new AppError('invalid_config', message, { httpStatus: 400 });
-}
-
-function checkDtypeValue(v: string, where: string): void {
-  if (!(VALID_DTYPES as readonly string[]).includes(v)) {
-    throw invalid(`MODEL_DTYPE / --dtype: unknown dtype "${v}"${where}; valid: ${VALID_DTYPES.join(', ')}`);
-  }
-}
-
-function checkDtypeMap(map: Record<string, string>): Record<string, string> {
-  for (const [k, v] of Object.entries(map)) {
-    if (!MODEL_SESSIONS.includes(k)) throw invalid(`MODEL_DTYPE / --dtype: unknown session "${k}"; valid: ${MODEL_SESSIONS.join(', ')}`);
-    checkDtypeValue(v, ` for ${k}`);
-  }
-  return map;
-}
-
-/**
- * `q4` → 'q4'; `a=q8,b=q4` or `{"a":"q8"}` → a per-session map (merged over the default map by the
- * backend). Unknown dtypes and session names are refused with the valid lists.
- */
-export function parseDtype(raw: string): DtypeOption {
-  const text = raw.trim();
-  if (text.startsWith('{')) {
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(text);
-    } catch {
-      throw invalid(`MODEL_DTYPE / --dtype: not valid JSON: ${raw}`);
-    }
-    if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed) || Object.values(parsed).some((v) => typeof v !== 'string')) {
-      throw invalid(`MODEL_DTYPE / --dtype: expected a JSON object of strings, got ${raw}`);
-    }
-    return checkDtypeMap(parsed as Record<string, string>);
-  }
-  if (!text.includes('=')) {
-    checkDtypeValue(text, '');
-    return text;
-  }
-  const map: Record<string, string> = {};
-  for (const pair of text.split(',')) {
-    const [k, v] = pair.split('=').map((x) => x.trim());
-    if (!k || !v) throw invalid(`MODEL_DTYPE / --dtype: bad entry "${pair}"`);
-    map[k] = v;
-  }
-  return checkDtypeMap(map);
 }
 
 export function createBackend(cfg: BackendConfig): ModelBackend {

@@ -36,14 +36,9 @@ import {
   type Usage,
 } from './backend.js';
 import { DEFAULT_AUDIO_PAD_SAMPLES, encodeWavPcm16 } from './audio.js';
+import { DEFAULT_OPENAI_MODEL, DEFAULT_REQUEST_TIMEOUT_MS, DEFAULT_WARMUP_DEADLINE_MS } from './defaults.js';
 import { ModelAbortError, ModelError } from './errors.js';
 import { fitMedia } from './request.js';
-
-export const DEFAULT_OPENAI_MODEL = 'google/gemma-3n-E4B-it';
-/** REQUEST_TIMEOUT_MS default: the whole request, stalls included. */
-export const DEFAULT_REQUEST_TIMEOUT_MS = 60_000;
-/** ENGINE_WARMUP_DEADLINE_MS default: how long the engine may take to answer before /health reads ERROR. */
-export const DEFAULT_WARMUP_DEADLINE_MS = 600_000;
 
 export interface OpenAIBackendOptions {
   /** e.g. http://127.0.0.1:8000/v1 */

@@ -18,10 +18,11 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
+import { TINY_MODEL_LABEL } from './defaults.js';
+export { TINY_MODEL_LABEL };
 import { DT, encodeModel, floatTensor, int64Tensor, valueInfo, type GraphSpec, type NodeSpec } from './onnx-graph.js';
 
 /** Label used in file contents so nobody mistakes this for a real model. */
-export const TINY_MODEL_LABEL = 'tiny-random-gemma3n (random-weight test model, NOT a real Gemma 3n)';
 
 const HIDDEN = 8;
 const LAYERS = 2;

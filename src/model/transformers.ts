@@ -18,7 +18,6 @@
  */
 import { accessSync, constants as fsConstants, existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { homedir } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { childLogger, type Logger } from '../log.js';
@@ -33,40 +32,18 @@ import {
   type ModelBackend,
 } from './backend.js';
 import { EventChannel } from './channel.js';
+import { DEFAULT_DTYPE, DEFAULT_TRANSFORMERS_MODEL, defaultModelCacheDir } from './defaults.js';
 import { ModelAbortError, ModelError } from './errors.js';
 import { fitMedia } from './request.js';
 import type { DtypeOption, FromWorker, ProgressEvent, ToWorker, WireGenerate } from './transformers-protocol.js';
 
 export type { DtypeOption, ProgressEvent } from './transformers-protocol.js';
 
-export const DEFAULT_TRANSFORMERS_MODEL = 'onnx-community/gemma-3n-E2B-it-ONNX';
-/**
- * Per-session dtypes for CPU: 8-bit embeddings/encoders and a 4-bit decoder (≈5 GB for E2B). A single
- * dtype string applies to every session; file suffixes follow Transformers.js (q8 → `_quantized`).
- */
-export const DEFAULT_DTYPE: Record<string, string> = {
-  embed_tokens: 'q8',
-  audio_encoder: 'q8',
-  vision_encoder: 'q8',
-  decoder_model_merged: 'q4',
-};
-
-/** The ONNX sessions of a Gemma 3n export (Transformers.js session_config for ImageAudioTextToText). */
-export const MODEL_SESSIONS = Object.keys(DEFAULT_DTYPE);
-/** Transformers.js 4.3.1 DATA_TYPES (src/utils/dtypes.js); anything else would fail deep inside the load. */
-export const VALID_DTYPES = ['auto', 'fp32', 'fp16', 'q8', 'int8', 'uint8', 'q4', 'bnb4', 'q4f16', 'q2', 'q2f16', 'q1', 'q1f16'] as const;
-
 /** A single dtype applies to every session; a map is merged over DEFAULT_DTYPE. */
 export function resolveDtype(dtype: DtypeOption | undefined): DtypeOption {
   if (dtype === undefined) return { ...DEFAULT_DTYPE };
   if (typeof dtype === 'string') return dtype;
   return { ...DEFAULT_DTYPE, ...dtype };
-}
-
-/** $XDG_CACHE_HOME (or ~/.cache)/gemma3n-trickle/models: a per-user dir that survives `npm ci`. */
-export function defaultModelCacheDir(env: Record<string, string | undefined> = process.env, home: string = homedir()): string {
-  const base = env.XDG_CACHE_HOME && isAbsolute(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : join(home, '.cache');
-  return join(base, 'gemma3n-trickle', 'models');
 }
 
 /** Whether onnxruntime-node's CUDA execution provider libraries are installed beside its binding. */

@@ -13,7 +13,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateTestStream } from '../../src/media/test-source.js';
-import { describeNotReady } from '../../src/cli/demo.js';
+import { describeNotReady } from '../../src/cli/demo-run.js';
 
 /** A loopback port with nothing listening (bound, read, released). */
 async function closedPort(): Promise<number> {

@@ -17,7 +17,7 @@ describe('test-source temp files', () => {
         'process.stdout.write(JSON.stringify({ segs: segs.length, files: readdirSync(dir).length }));',
       ].join('\n');
       const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
-        env: { ...process.env, TMPDIR: tmp },
+        env: { ...process.env, TMPDIR: tmp, GEMMA3N_TEST_MEDIA_DIR: '' },
         encoding: 'utf8',
       });
       assert.equal(r.status, 0, r.stderr);
