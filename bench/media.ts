@@ -104,7 +104,7 @@ async function passthrough(server: TrickleServer, segs: Buffer[], mode: 'relay' 
     await out.end();
   }
   await reading;
-  if (relay) await relay.stop();
+  if (relay) await relay.close();
   else await sub.close();
   await copier.catch(() => undefined);
   await Promise.all([feeder.close(), pub.close(), reader.close()]);

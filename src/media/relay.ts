@@ -8,7 +8,7 @@
  * either forwarded whole, or aborted (the trickle publisher DELETEs a partial segment) — never merged.
  *
  * The relay drives the sampler (beginSegment/push/endSegment) but does not own it: callers close it.
- * It owns the subscriber and the output publisher it is given: the subscriber is closed in stop()
+ * It owns the subscriber and the output publisher it is given: the subscriber is closed in close()
  * (the only way to interrupt a pending long-poll), and the publisher is closed once the relay has
  * ended (input end, failure or stop) and its output drained, so the open preconnected POST is ended
  * and the output's readers learn the stream is over.
@@ -26,7 +26,7 @@ export interface MediaRelayOptions {
   sampler?: MediaSampler;
   /** Bytes read but not yet written to the output beyond which output segments are dropped. Default 16 MiB. */
   maxOutputLagBytes?: number;
-  /** At stop(), how long output already read may still drain before it is abandoned. Default 5 s. */
+  /** At close(), how long output already read may still drain before it is abandoned. Default 5 s. */
   stopDrainMs?: number;
   logger?: Logger;
 }
@@ -105,7 +105,8 @@ export class MediaRelay extends EventEmitter {
     return this.running;
   }
 
-  async stop(): Promise<void> {
+  /** Stops relaying and closes what the relay owns (idempotent, never rejects). */
+  async close(): Promise<void> {
     this.stopping = true;
     const cur = this.current;
     if (cur?.out && !cur.out.ended) this.abortOut(cur.out, 'stopped');
@@ -177,7 +178,7 @@ export class MediaRelay extends EventEmitter {
         this.report('input_segment_cut', `input segment ${seq} ended early after ${bytes} bytes: ${(e as Error).message}`, seq);
       }
     } finally {
-      // A segment cut by stop() is not bad input: the sampler keeps quiet about its truncated tail.
+      // A segment cut by close() is not bad input: the sampler keeps quiet about its truncated tail.
       this.safe(() => this.sampler?.endSegment(complete || !this.stopping));
       this.current = null;
     }

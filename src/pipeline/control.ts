@@ -87,7 +87,8 @@ export class ControlReader {
     this.loop ??= this.run();
   }
 
-  async stop(): Promise<void> {
+  /** Stops reading and closes the control subscription (idempotent, never rejects). */
+  async close(): Promise<void> {
     this.stopped = true;
     this.wake?.();
     const src = this.source;

@@ -177,7 +177,7 @@ export class MediaInput {
 
   close(): Promise<void> {
     this.closing ??= Promise.all([
-      this.relay.stop().catch((e: unknown) => this.o.log.debug({ err: errorMessage(e) }, 'relay stop failed')),
+      this.relay.close().catch((e: unknown) => this.o.log.debug({ err: errorMessage(e) }, 'relay stop failed')),
       this.sampler.close().catch((e: unknown) => this.o.log.debug({ err: errorMessage(e) }, 'sampler close failed')),
     ]).then(() => undefined);
     return this.closing;

@@ -291,7 +291,7 @@ export class PipelineSession implements StreamSession {
     const flushMs = this.deps.flushTimeoutMs ?? 5000;
     const closers: Array<Promise<unknown>> = [];
     if (this.media) closers.push(this.media.close());
-    if (this.control) closers.push(this.control.stop());
+    if (this.control) closers.push(this.control.close());
     if (this.data) closers.push(this.data.close(flushMs));
     await Promise.all(closers);
     if (this.events) {

@@ -42,7 +42,7 @@ async function relayThrough(input: Buffer[], opts: { sampler?: MediaSampler; pub
   const reading = reader ? readSegments(reader, input.length) : Promise.resolve([]);
   await feedInput(feeder, input, relay);
   const outputs = await reading;
-  await relay.stop();
+  await relay.close();
   await running;
   await feeder.close();
   await publisher?.close();
@@ -160,7 +160,7 @@ describe('MediaRelay over real trickle', () => {
     const openedWhileRunning = stalled.opened;
     const abortedWhileRunning = stalled.aborted;
     const dropsWhileRunning = drops.length;
-    await relay.stop();
+    await relay.close();
     await running;
     await sampler.close();
     await feeder.close();
@@ -212,7 +212,7 @@ describe('MediaRelay owns its output publisher', () => {
     const publisher = new TricklePublisher({ url: server.channelUrl('own2-out'), mimeType: 'video/MP2T' });
     const relay = new MediaRelay({ subscriber, publisher });
     const running = relay.run();
-    await relay.stop();
+    await relay.close();
     await running;
     assert.equal(publisher.closed, true);
     server.deleteChannel('own2-in');

@@ -37,6 +37,6 @@ test('the control reader re-reads the latest message at start, then follows new 
   assert.equal(got[1]!.kind, 'invalid');
   assert.equal(got[2]!.kind, 'update');
   assert.equal(((got[2] as { payload: Record<string, unknown> }).payload.prompt as string).length, 40_000);
-  await reader.stop();
+  await reader.close();
   await pub.close();
 });
