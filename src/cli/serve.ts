@@ -1,6 +1,8 @@
 /**
  * `gemma3n-trickle serve`: the runner. Flags win over environment variables, which win over defaults.
- * SIGTERM/SIGINT stop the stream cleanly and exit 0 (bounded at 10 s).
+ * SIGTERM/SIGINT stop every stream cleanly (each flushes its data queue) and exit 0 (bounded at 10 s).
+ * Up to `--capacity` streams share one model backend through the fair scheduler
+ * (src/model/fair-scheduler.ts, MAX_REQUESTS_IN_FLIGHT requests at once).
  *
  * Configuration: every flag and variable is declared, defaulted and validated by one schema
  * (src/config/runtime.ts); this file only wires the parsed result together.
@@ -14,12 +16,13 @@
 import { Option, type Command } from 'commander';
 import { childLogger } from '../log.js';
 import { createBackend, describeBackend } from '../model/index.js';
-import { createSessionFactory } from '../pipeline/session.js';
+import { FairScheduler } from '../model/fair-scheduler.js';
+import { createSharedSessionFactory } from '../pipeline/shared-session.js';
 import { startRunnerServer, type RunnerServerHandle } from '../server/index.js';
 import type { ModelBackend } from '../model/backend.js';
 import { randomBytes } from 'node:crypto';
 import { isLoopbackHost, keepRegistered, registrationFromSettings } from '../server/register.js';
-import { backendConfigFrom, configureLogging, flagOption, parseRuntimeConfig, type RuntimeFlags, type SettingKey } from '../config/runtime.js';
+import { backendConfigFrom, configureLogging, defaultMaxInFlight, flagOption, parseRuntimeConfig, type RuntimeFlags, type SettingKey } from '../config/runtime.js';
 
 /** Flags of `serve` and `demo` as commander hands them over (strings; see src/config/runtime.ts). */
 export interface ServeOptions extends RuntimeFlags {
@@ -66,7 +69,7 @@ export function installSignalHandlers(stop: () => Promise<void>): void {
 
 export function registerServeCommand(program: Command): void {
   const cmd = program.command('serve').description('Run the runner: the PyTrickle-compatible control API on --port (default 8000)');
-  for (const key of ['port', 'host', 'apiToken'] as const) addSettingOption(cmd, key);
+  for (const key of ['port', 'host', 'apiToken', 'capabilityCapacity', 'maxInFlight'] as const) addSettingOption(cmd, key);
   addBackendOptions(cmd).action(async (o: ServeOptions) => {
     // Every setting is parsed and validated here, before anything listens: one error lists every problem.
     const cfg = parseRuntimeConfig(process.env, o);
@@ -91,12 +94,16 @@ export function registerServeCommand(program: Command): void {
       );
     }
     const backend = createBackend(cfg.backend);
+    const capacity = cfg.server.capacity;
+    const scheduler = new FairScheduler(backend, { maxInFlight: cfg.server.maxInFlight ?? defaultMaxInFlight(cfg.backend.backend, capacity) });
     const handle: RunnerServerHandle = await startRunnerServer({
       port,
       host,
       apiToken,
       backend,
-      sessionFactory: createSessionFactory({ backend, logger: childLogger('pipeline') }),
+      sessionFactory: createSharedSessionFactory({ logger: childLogger('pipeline') }, { scheduler, capacity }),
+      capacity,
+      describeScheduler: () => ({ ...scheduler.stats() }),
       pipeline: cfg.server.pipeline,
       capabilityName: cfg.server.capabilityName,
       appVersion: cfg.server.appVersion,
@@ -106,6 +113,7 @@ export function registerServeCommand(program: Command): void {
       trickleUrlPolicy: { allowedHosts },
       logger,
     });
+    logger.info({ capacity, max_requests_in_flight: scheduler.maxInFlight }, 'stream capacity');
     logger.info({ trickle_allowed_hosts: allowedHosts ?? 'any (link-local/metadata refused)' }, 'trickle channel host policy');
     const stopRegistering = new AbortController();
     installSignalHandlers(async () => {
@@ -117,7 +125,7 @@ export function registerServeCommand(program: Command): void {
       // Again with the port actually bound (--port 0 picks one); the values were validated above.
       const bound = registrationFromSettings(cfg.registration, handle.port, apiToken);
       void keepRegistered(bound.registration, childLogger('register'), {
-        isIdle: () => handle.runner.current() === undefined,
+        isIdle: () => handle.runner.idle(),
         refreshMs: cfg.registration.refreshMs,
         signal: stopRegistering.signal,
       });
