@@ -316,7 +316,11 @@ export const SETTINGS = {
     {
       env: 'CAPABILITY_CAPACITY', flag: { name: '--capacity', key: 'capacity', arg: '<n>' }, group: 'server', type: 'integer 1–256', defaultDoc: '1',
       description: 'streams this process serves at once (one shared model backend); a start beyond it answers 503 `Pipeline is still in use`; registered as the BYOC capacity',
-      parse: wholeNumber(1, MAX_CAPACITY),
+      parse: (raw, label) => {
+        const n = registrationNumber(1, 'the number of streams served at once')(raw, label);
+        if (n > MAX_CAPACITY) throw new Invalid(`${label} must be at most ${MAX_CAPACITY} ${got(raw)}: every stream costs a decoder child and buffers`);
+        return n;
+      },
     },
     1,
   ),
