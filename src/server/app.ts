@@ -160,6 +160,9 @@ export async function buildServer(opts: ServerOptions): Promise<ControlServer> {
       if (err instanceof AppError && err.httpStatus === 503) {
         return reply.code(503).send(errorBody(err.message, { current_state: currentState() }));
       }
+      if (err instanceof AppError && err.code === 'stream_already_running') {
+        return reply.code(409).send(errorBody(err.message, { code: err.code, current_state: currentState() }));
+      }
       const status = err instanceof AppError && err.httpStatus < 500 ? err.httpStatus : 400;
       return reply.code(status).send(errorBody(`Error starting stream: ${errorMessage(err)}`, { current_state: currentState() }));
     }
