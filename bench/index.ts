@@ -1,13 +1,14 @@
 /**
  * `npm run bench -- <name>`: runs bench/<name>.ts (trickle, media, model, pipeline); no name runs those
  * four. `decoders` (ffmpeg CLI vs node-av, the media-decoding choice; node-av from NODE_AV_PATH) runs
- * only when named. Each bench prints its figures and the ratio against a baseline measured in the same run.
+ * only when named, and so does `streams` (N streams in one runner process vs N single-stream processes;
+ * needs `npm run build`). Each bench prints its figures and the ratio against a baseline measured in the same run.
  */
 // Benchmarks print their own figures; the modules' info logs would only bury them.
 process.env.LOG_LEVEL ??= 'warn';
 
 const defaults = ['trickle', 'media', 'model', 'pipeline'];
-const names = [...defaults, 'decoders'];
+const names = [...defaults, 'decoders', 'streams'];
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
 const run = wanted.length > 0 ? wanted : defaults;
 for (const name of run) {
