@@ -9,7 +9,9 @@ process.env.LOG_LEVEL ??= 'warn';
 
 const defaults = ['trickle', 'media', 'model', 'pipeline'];
 const names = [...defaults, 'decoders', 'streams'];
-const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
+// Names come first; from the first `--option` on, everything is the benches' options (and their values).
+const firstOption = process.argv.slice(2).findIndex((a) => a.startsWith('-'));
+const wanted = process.argv.slice(2, firstOption < 0 ? undefined : 2 + firstOption);
 const run = wanted.length > 0 ? wanted : defaults;
 for (const name of run) {
   if (!names.includes(name)) {

@@ -305,7 +305,7 @@ export async function run(args: string[]): Promise<void> {
       const holds = r.dropped === 0 && r.lag.length > 0 && lag95 < 1000 && fb95 < 100;
       rows.push({ n, mode, r, holds });
       process.stdout.write(
-        `${(mode === 'one' ? '1 process' : `${n} processes`).padEnd(13)} ${String(n).padStart(1)}  ${f(r.cpuPerStreamS, 3).padStart(14)}  ${f(r.rssPerStreamMiB, 0).padStart(14)}  ${String(r.dropped).padStart(7)}  ` +
+        `${(mode === 'one' ? '1 process' : `${n} process${n > 1 ? 'es' : ''}`).padEnd(13)} ${String(n).padStart(1)}  ${f(r.cpuPerStreamS, 3).padStart(14)}  ${f(r.rssPerStreamMiB, 0).padStart(14)}  ${String(r.dropped).padStart(7)}  ` +
           `${`${f(percentile(r.lag, 50), 0)}/${f(lag95, 0)}/${f(Math.max(...r.lag), 0)}`.padStart(20)}  ${`${f(percentile(r.firstByte, 50))}/${f(fb95)}`.padStart(22)}  ${holds ? 'yes' : 'no'}\n`,
       );
     }
