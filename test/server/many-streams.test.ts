@@ -121,8 +121,17 @@ async function startStream(rig: Rig, id: string, params: Json): Promise<StreamIo
   };
 }
 
+/**
+ * Publishes segment after segment, each once the previous one came out of the passthrough: the trickle
+ * server keeps only the last few segments of a channel, so a reader starved of CPU (this machine is
+ * shared) must never be lapped — a lost segment would be the test's doing, not the runner's.
+ */
 async function feed(s: StreamIo, segments: Buffer[]): Promise<void> {
-  for (const seg of segments) await s.input.publish(seg);
+  for (const seg of segments) {
+    const n = s.out.segments.length;
+    await s.input.publish(seg);
+    await waitFor(`${s.id}: segment ${n} passed through`, () => s.out.segments.length > n, 20_000);
+  }
 }
 
 const LOOP = { generate_every_s: 1, target_fps: 2, max_frames: 2, audio_window_s: 1 };
@@ -152,8 +161,7 @@ describe('many streams in one process (capacity 4)', { timeout: 60_000 }, () => 
       assert.equal((await request(rig.srv.url, 'POST', '/stream/params', { prompt: 'Again. marker:s2-b' }, hdr('s2'))).status, 200);
       assert.equal((await request(rig.srv.url, 'POST', '/streams/s3/params', { prompt: 'Again. marker:s3-b' })).status, 200);
       const s1Before = s1.generations().length;
-      await s1.input.publish(randomBytes(64 * 1024));
-      await s1.input.publish(segments[4]!.subarray(0, Math.floor(segments[4]!.length / 3)));
+      await feed(s1, [randomBytes(64 * 1024), segments[4]!.subarray(0, Math.floor(segments[4]!.length / 3))]);
 
       // Phase 2: the rest of the clip.
       await Promise.all(io.map((s) => feed(s, segments.slice(4))));
