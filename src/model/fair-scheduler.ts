@@ -13,7 +13,9 @@
  *   due points are skipped and counted in `stats.skipped_cycles` by the loop), so the waiting line
  *   holds at most one request per stream; `stats()` reports its depth and the deepest it got;
  * - a request aborted while it waits leaves the line at once and rejects with an AbortError, as the
- *   backends do; a stream's handle closed (stream ended) rejects its waiting requests;
+ *   backends do; a stream's handle closed (stream ended) rejects its waiting requests and frees the
+ *   slots its requests still hold — a request the stream abandoned (it never settled after its abort)
+ *   cannot keep a slot from the other streams for ever;
  * - the wait is measured and handed to the caller on the `done` event (`timings.queueMs`, published
  *   as `stats.timings_ms.queue`).
  * The handle never closes the shared backend: its owner (serve, tests) does, once.
@@ -83,8 +85,11 @@ export class FairScheduler {
   private readonly now: () => number;
   private readonly waiting: Pending[] = [];
   private readonly inFlightBy = new Map<string, number>();
+  /** Releases of the tickets each stream holds, so a closed stream's slots can be taken back. */
+  private readonly held = new Map<string, Set<() => void>>();
   private inFlight = 0;
   private seq = 0;
+  private handles = 0;
   private maxWaitingSeen = 0;
   private maxInFlightSeen = 0;
   private granted = 0;
@@ -100,7 +105,8 @@ export class FairScheduler {
 
   /** The backend as one stream sees it. */
   open(streamId: string): SharedBackendHandle {
-    return new SharedBackendHandle(this, streamId);
+    // Keyed per handle, not per id: a stream that restarts under the same id is a new stream here.
+    return new SharedBackendHandle(this, streamId, `${streamId}#${++this.handles}`);
   }
 
   stats(): SchedulerStats {
@@ -114,13 +120,17 @@ export class FairScheduler {
     };
   }
 
-  /** Requests of `streamId` in flight now. */
+  /** Requests of the stream `key` in flight now. */
   inFlightOf(streamId: string): number {
     return this.inFlightBy.get(streamId) ?? 0;
   }
 
-  /** Waits for a slot (in fair order); rejects with an AbortError when `signal` fires first. */
-  acquire(streamId: string, signal?: AbortSignal): Promise<Ticket> {
+  /**
+   * Waits for a slot (in fair order) for the stream `key` (one per handle; `label` is its stream id in
+   * metrics); rejects with an AbortError when `signal` fires first.
+   */
+  acquire(key: string, signal?: AbortSignal, label: string = key): Promise<Ticket> {
+    const streamId = key;
     const since = this.now();
     if (signal?.aborted) return Promise.reject(new ModelAbortError(signal.reason));
     return new Promise<Ticket>((resolve, reject) => {
@@ -136,7 +146,7 @@ export class FairScheduler {
         seq: ++this.seq,
         grant: () => {
           signal?.removeEventListener('abort', onAbort);
-          resolve(this.take(streamId, this.now() - since));
+          resolve(this.take(streamId, label, this.now() - since));
         },
         reject: (err) => {
           signal?.removeEventListener('abort', onAbort);
@@ -151,8 +161,9 @@ export class FairScheduler {
     });
   }
 
-  /** Rejects every waiting request of a stream (its handle was closed). */
+  /** Rejects every waiting request of a stream and frees the slots it holds (its handle was closed). */
   dropStream(streamId: string): void {
+    for (const release of [...(this.held.get(streamId) ?? [])]) release();
     for (let i = this.waiting.length - 1; i >= 0; i--) {
       const p = this.waiting[i]!;
       if (p.streamId !== streamId) continue;
@@ -162,26 +173,30 @@ export class FairScheduler {
     this.gauge();
   }
 
-  private take(streamId: string, queueMs: number): Ticket {
+  private take(streamId: string, label: string, queueMs: number): Ticket {
     this.inFlight++;
     this.granted++;
     this.maxInFlightSeen = Math.max(this.maxInFlightSeen, this.inFlight);
     this.inFlightBy.set(streamId, this.inFlightOf(streamId) + 1);
-    metrics.queueWait.observe({ stream_id: streamId }, queueMs / 1000);
+    metrics.queueWait.observe({ stream_id: label }, queueMs / 1000);
     let released = false;
-    return {
-      queueMs,
-      release: () => {
-        if (released) return;
-        released = true;
-        this.inFlight--;
-        const n = this.inFlightOf(streamId) - 1;
-        if (n > 0) this.inFlightBy.set(streamId, n);
-        else this.inFlightBy.delete(streamId);
-        this.dispatch();
-        this.gauge();
-      },
+    const release = (): void => {
+      if (released) return;
+      released = true;
+      const mine = this.held.get(streamId);
+      mine?.delete(release);
+      if (mine?.size === 0) this.held.delete(streamId);
+      this.inFlight--;
+      const n = this.inFlightOf(streamId) - 1;
+      if (n > 0) this.inFlightBy.set(streamId, n);
+      else this.inFlightBy.delete(streamId);
+      this.dispatch();
+      this.gauge();
     };
+    const mine = this.held.get(streamId) ?? new Set<() => void>();
+    mine.add(release);
+    this.held.set(streamId, mine);
+    return { queueMs, release };
   }
 
   private dispatch(): void {
@@ -208,6 +223,7 @@ export class SharedBackendHandle implements ModelBackend {
   constructor(
     private readonly scheduler: FairScheduler,
     readonly streamId: string,
+    private readonly key: string,
   ) {}
 
   get kind(): ModelBackend['kind'] {
@@ -231,7 +247,7 @@ export class SharedBackendHandle implements ModelBackend {
 
   async *generate(req: GenerateRequest): AsyncIterable<GenerateEvent> {
     if (this.closed) throw new ModelError('backend_closed', 'the stream has ended');
-    const ticket = await this.scheduler.acquire(this.streamId, req.signal);
+    const ticket = await this.scheduler.acquire(this.key, req.signal, this.streamId);
     try {
       for await (const ev of this.scheduler.backend.generate(req)) {
         yield ev.type === 'done' ? { ...ev, timings: { ...ev.timings, queueMs: ticket.queueMs } } : ev;
@@ -244,6 +260,6 @@ export class SharedBackendHandle implements ModelBackend {
   /** The stream ended: its waiting requests leave the line. The shared backend stays open. */
   async close(): Promise<void> {
     this.closed = true;
-    this.scheduler.dropStream(this.streamId);
+    this.scheduler.dropStream(this.key);
   }
 }

@@ -152,6 +152,46 @@ describe('FairScheduler', () => {
     assert.equal(sched.stats().in_flight, 0);
   });
 
+  it('takes back the slot of a request its stream abandoned (it ignores its abort) once the stream\'s handle closes', async () => {
+    const backend = new ScriptedBackend('instant');
+    const answer = backend.generate.bind(backend);
+    backend.generate = (r: GenerateRequest) =>
+      r.prompt === 'stuck'
+        ? (async function* (): AsyncIterable<GenerateEvent> {
+            await new Promise<never>(() => undefined); // never settles, abort or not
+          })()
+        : answer(r);
+    const sched = new FairScheduler(backend, { maxInFlight: 1 });
+    const a = sched.open('a');
+    void drain(a.generate(req('stuck'))).catch(() => undefined);
+    await tick();
+    let bDone = false;
+    const b = drain(sched.open('b').generate(req('b'))).then(() => (bDone = true));
+    await tick();
+    assert.equal(bDone, false, 'b waits behind the stuck request');
+    await a.close();
+    await b;
+    assert.equal(sched.stats().in_flight, 0);
+  });
+
+  it('treats a restart under the same id as a new stream: closing the old handle leaves the new one alone', async () => {
+    const backend = new ScriptedBackend('gated');
+    const sched = new FairScheduler(backend, { maxInFlight: 1 });
+    const first = drain(sched.open('x').generate(req('other')));
+    await tick();
+    const oldHandle = sched.open('r');
+    const newHandle = sched.open('r');
+    const waiting = drain(newHandle.generate(req('new r')));
+    await tick();
+    await oldHandle.close();
+    assert.equal(sched.stats().waiting, 1, 'the new stream\'s request still waits');
+    backend.release();
+    await first;
+    await tick();
+    backend.release();
+    await waiting;
+  });
+
   it('refuses a bound below 1', () => {
     assert.throws(() => new FairScheduler(new ScriptedBackend(), { maxInFlight: 0 }), /maxInFlight must be an integer ≥ 1/);
   });
