@@ -1,14 +1,17 @@
 /**
  * `npm run bench -- <name>`: runs bench/<name>.ts (trickle, media, model, pipeline); no name runs those
  * four. `decoders` (ffmpeg CLI vs node-av, the media-decoding choice; node-av from NODE_AV_PATH) runs
- * only when named. Each bench prints its figures and the ratio against a baseline measured in the same run.
+ * only when named, and so does `streams` (N streams in one runner process vs N single-stream processes;
+ * needs `npm run build`). Each bench prints its figures and the ratio against a baseline measured in the same run.
  */
 // Benchmarks print their own figures; the modules' info logs would only bury them.
 process.env.LOG_LEVEL ??= 'warn';
 
 const defaults = ['trickle', 'media', 'model', 'pipeline'];
-const names = [...defaults, 'decoders'];
-const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
+const names = [...defaults, 'decoders', 'streams'];
+// Names come first; from the first `--option` on, everything is the benches' options (and their values).
+const firstOption = process.argv.slice(2).findIndex((a) => a.startsWith('-'));
+const wanted = process.argv.slice(2, firstOption < 0 ? undefined : 2 + firstOption);
 const run = wanted.length > 0 ? wanted : defaults;
 for (const name of run) {
   if (!names.includes(name)) {

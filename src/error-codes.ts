@@ -253,6 +253,16 @@ export const ERROR_CODES = {
     layer: 'server', where: ['http', 'cli'], retryable: false, http: 500, meaning: 'the live viewer page was not built', action: 'run `npm run build`',
   },
 
+  // ---- many streams per process (issue 13): the stream registry
+  stream_already_running: {
+    layer: 'server', where: ['http'], retryable: false, http: 409,
+    meaning: 'a start names a stream id (X-Stream-Id, else gateway_request_id) that is already running or starting', action: 'stop it first, or start under another id',
+  },
+  stream_id_required: {
+    layer: 'server', where: ['http'], retryable: false, http: 400,
+    meaning: 'params or stop without X-Stream-Id while several streams run', action: 'send X-Stream-Id, or use /streams/{id}/params|stop',
+  },
+
   // ---- configuration and CLI
   invalid_config: {
     layer: 'config', where: ['cli', 'log'], retryable: false,

@@ -29,6 +29,16 @@ export const metrics = {
   recordsPublished: new client.Counter({ name: 'gemma3n_trickle_records_published_total', help: 'Data-channel records published', labelNames: L, registers: [registry] }),
   recordsDropped: new client.Counter({ name: 'gemma3n_trickle_records_dropped_total', help: 'Data-channel records dropped past the queue bound', labelNames: L, registers: [registry] }),
   activeStreams: new client.Gauge({ name: 'gemma3n_trickle_active_streams', help: 'Streams currently running', registers: [registry] }),
+  // ---- the shared backend's scheduler (src/model/fair-scheduler.ts)
+  queueWait: new client.Histogram({
+    name: 'gemma3n_trickle_model_queue_wait_seconds',
+    help: 'How long a model request waited for the shared backend',
+    labelNames: L,
+    buckets: [0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16],
+    registers: [registry],
+  }),
+  engineInFlight: new client.Gauge({ name: 'gemma3n_trickle_model_requests_in_flight', help: 'Model requests in flight to the shared backend', registers: [registry] }),
+  engineWaiting: new client.Gauge({ name: 'gemma3n_trickle_model_requests_waiting', help: 'Model requests waiting for the shared backend', registers: [registry] }),
 };
 
 /** Drops every per-stream series of a finished stream (all label combinations carrying its stream_id). */

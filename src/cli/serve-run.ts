@@ -1,6 +1,8 @@
 /**
  * What `gemma3n-trickle serve` runs (loaded only when that command runs): the runner. Flags win over environment variables, which win over defaults.
- * SIGTERM/SIGINT stop the stream cleanly and exit 0 (bounded at 10 s).
+ * SIGTERM/SIGINT stop every stream cleanly (each flushes its data queue) and exit 0 (bounded at 10 s).
+ * Up to `--capacity` streams share one model backend through the fair scheduler
+ * (src/model/fair-scheduler.ts, MAX_REQUESTS_IN_FLIGHT requests at once).
  *
  * Configuration: every flag and variable is declared, defaulted and validated by one schema
  * (src/config/runtime.ts); this file only wires the parsed result together.
@@ -15,10 +17,11 @@ import { randomBytes } from 'node:crypto';
 import { childLogger } from '../log.js';
 import { createBackend, describeBackend } from '../model/index.js';
 import type { ModelBackend } from '../model/backend.js';
-import { createSessionFactory } from '../pipeline/session.js';
+import { FairScheduler } from '../model/fair-scheduler.js';
+import { createSharedSessionFactory } from '../pipeline/shared-session.js';
 import { startRunnerServer, type RunnerServerHandle } from '../server/index.js';
 import { isLoopbackHost, keepRegistered, registrationFromSettings } from '../server/register.js';
-import { backendConfigFrom, configureLogging, parseRuntimeConfig } from '../config/runtime.js';
+import { backendConfigFrom, configureLogging, defaultMaxInFlight, parseRuntimeConfig } from '../config/runtime.js';
 import type { ServeOptions } from './serve.js';
 
 /** The backend the flags and the environment describe (flag > env > default; one ConfigError otherwise). */
@@ -71,12 +74,16 @@ export async function runServe(o: ServeOptions): Promise<void> {
     );
   }
   const backend = createBackend(cfg.backend);
+  const capacity = cfg.server.capacity;
+  const scheduler = new FairScheduler(backend, { maxInFlight: cfg.server.maxInFlight ?? defaultMaxInFlight(cfg.backend.backend, capacity) });
   const handle: RunnerServerHandle = await startRunnerServer({
     port,
     host,
     apiToken,
     backend,
-    sessionFactory: createSessionFactory({ backend, logger: childLogger('pipeline') }),
+    sessionFactory: createSharedSessionFactory({ logger: childLogger('pipeline') }, { scheduler, capacity }),
+    capacity,
+    describeScheduler: () => ({ ...scheduler.stats() }),
     pipeline: cfg.server.pipeline,
     capabilityName: cfg.server.capabilityName,
     appVersion: cfg.server.appVersion,
@@ -86,6 +93,7 @@ export async function runServe(o: ServeOptions): Promise<void> {
     trickleUrlPolicy: { allowedHosts },
     logger,
   });
+  logger.info({ capacity, max_requests_in_flight: scheduler.maxInFlight }, 'stream capacity');
   logger.info({ trickle_allowed_hosts: allowedHosts ?? 'any (link-local/metadata refused)' }, 'trickle channel host policy');
   const stopRegistering = new AbortController();
   installSignalHandlers(async () => {
@@ -97,7 +105,7 @@ export async function runServe(o: ServeOptions): Promise<void> {
     // Again with the port actually bound (--port 0 picks one); the values were validated above.
     const bound = registrationFromSettings(cfg.registration, handle.port, apiToken);
     void keepRegistered(bound.registration, childLogger('register'), {
-      isIdle: () => handle.runner.current() === undefined,
+      isIdle: () => handle.runner.idle(),
       refreshMs: cfg.registration.refreshMs,
       signal: stopRegistering.signal,
     });

@@ -26,7 +26,7 @@ export function addBackendOptions(cmd: Command): Command {
 
 export function registerServeCommand(program: Command): void {
   const cmd = program.command('serve').description('Run the runner: the PyTrickle-compatible control API on --port (default 8000)');
-  for (const key of ['port', 'host', 'apiToken'] as const) addSettingOption(cmd, key);
+  for (const key of ['port', 'host', 'apiToken', 'capabilityCapacity', 'maxInFlight'] as const) addSettingOption(cmd, key);
   addBackendOptions(cmd).action(async (o: ServeOptions) => {
     const { runServe } = await import('./serve-run.js');
     await runServe(o);

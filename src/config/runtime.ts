@@ -64,6 +64,9 @@ export interface RuntimeFlags {
   dtype?: string | undefined;
   device?: string | undefined;
   baseUrl?: string | undefined;
+  // many streams per process (issue 13)
+  capacity?: string | undefined;
+  maxInFlight?: string | undefined;
 }
 
 export type SettingGroup = 'server' | 'backend' | 'registration' | 'logging';
@@ -196,6 +199,9 @@ export const DEFAULTS = {
   warmupDeadlineMs: DEFAULT_WARMUP_DEADLINE_MS,
 } as const;
 
+/** Upper bound of CAPABILITY_CAPACITY and MAX_REQUESTS_IN_FLIGHT: every stream costs an ffmpeg child and buffers. */
+export const MAX_CAPACITY = 256;
+
 const PRICE_WHY =
   'go-livepeer parses price_per_unit as an integer (int64) and answers 400 to a fraction; give the price in the smallest unit (wei, or see CAPABILITY_CURRENCY)';
 
@@ -315,8 +321,13 @@ export const SETTINGS = {
   ),
   capabilityCapacity: setting(
     {
-      env: 'CAPABILITY_CAPACITY', group: 'registration', type: 'integer ≥ 1', defaultDoc: '1', description: 'concurrent streams; values > 1 are clamped to 1 (one stream per runner: run more runners)',
-      parse: registrationNumber(1, 'the number of concurrent streams'),
+      env: 'CAPABILITY_CAPACITY', flag: { name: '--capacity', key: 'capacity', arg: '<n>' }, group: 'server', type: 'integer 1–256', defaultDoc: '1',
+      description: 'streams this process serves at once (one shared model backend); a start beyond it answers 503 `Pipeline is still in use`; registered as the BYOC capacity',
+      parse: (raw, label) => {
+        const n = registrationNumber(1, 'the number of streams served at once')(raw, label);
+        if (n > MAX_CAPACITY) throw new Invalid(`${label} must be at most ${MAX_CAPACITY} ${got(raw)}: every stream costs a decoder child and buffers`);
+        return n;
+      },
     },
     1,
   ),
@@ -355,6 +366,13 @@ export const SETTINGS = {
     env: 'LOG_FORMAT', group: 'logging', type: '`json` | `pretty`', defaultDoc: 'pretty on a terminal, else json',
     description: '`json` (one object per line) or `pretty` (readable lines); anything else is refused at start', parse: wrap((raw) => parseLogFormat(raw)),
   }),
+  // ---- many streams per process (issue 13): the shared backend's scheduler
+  maxInFlight: setting({
+    env: 'MAX_REQUESTS_IN_FLIGHT', flag: { name: '--max-in-flight', key: 'maxInFlight', arg: '<n>' }, group: 'server', type: 'integer 1–256',
+    defaultDoc: 'engine: `CAPABILITY_CAPACITY`; in-process: `1`',
+    description: 'most model requests in flight at once, across all streams; the rest wait their turn, longest-waiting stream first (`stats.timings_ms.queue`)',
+    parse: wholeNumber(1, MAX_CAPACITY),
+  }),
 } as const;
 
 export type SettingKey = keyof typeof SETTINGS;
@@ -388,7 +406,9 @@ export function resolveSettings(
   const byoc = rawOf(SETTINGS.orchUrl, env, flags) !== undefined;
   for (const [key, s] of Object.entries(SETTINGS) as [SettingKey, Setting<unknown, unknown>][]) {
     out[key] = s.fallback;
-    const active = groups.includes(s.group) && (s.group !== 'registration' || byoc || key === 'capabilityName');
+    // CAPABILITY_CAPACITY is a server setting that the registration also sends.
+    const inGroups = groups.includes(s.group) || (key === 'capabilityCapacity' && groups.includes('registration'));
+    const active = inGroups && (s.group !== 'registration' || byoc || key === 'capabilityName');
     if (!active) continue;
     const raw = rawOf(s, env, flags);
     if (raw === undefined) continue;
@@ -415,6 +435,10 @@ export interface ServerConfig {
   pipeline: string | undefined;
   capabilityName: string | undefined;
   appVersion: string | undefined;
+  /** Streams served at once (CAPABILITY_CAPACITY / --capacity; 1 = one stream, as PyTrickle). */
+  capacity: number;
+  /** MAX_REQUESTS_IN_FLIGHT; undefined = the backend's default (`defaultMaxInFlight`). */
+  maxInFlight: number | undefined;
 }
 
 /** Registration settings as validated here; src/server/register.ts adds the port-dependent rules. */
@@ -511,12 +535,22 @@ export function parseRuntimeConfig(env: Env, flags: RuntimeFlags = {}): Readonly
       // /version falls back to the model id when unset, so only an explicit name is passed on
       capabilityName: rawOf(SETTINGS.capabilityName, env, flags) === undefined ? undefined : s.capabilityName,
       appVersion: s.appVersion,
+      capacity: s.capabilityCapacity,
+      maxInFlight: s.maxInFlight,
     },
     backend,
     registration: registrationSection(s),
     log: { level: s.logLevel, format: s.logFormat },
   };
   return Object.freeze(cfg);
+}
+
+/**
+ * Model requests in flight across all streams when MAX_REQUESTS_IN_FLIGHT is unset: an engine batches
+ * concurrent requests (one per stream), the in-process backend runs one at a time.
+ */
+export function defaultMaxInFlight(backend: BackendKind, capacity: number): number {
+  return backend === 'transformers' ? 1 : capacity;
 }
 
 /** Only the backend settings (flag > env > default); throws a ConfigError. */

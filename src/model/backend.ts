@@ -60,6 +60,8 @@ export interface GenerateTimings {
   firstTokenMs?: number;
   /** From request sent to last byte. */
   modelMs: number;
+  /** How long the request waited for the shared backend (fair-scheduler.ts), when it was scheduled. */
+  queueMs?: number;
 }
 
 export type GenerateEvent =

@@ -18,6 +18,8 @@ export interface Collected {
   modelMs: number;
   firstTokenMs?: number;
   finishReason?: string;
+  /** Wait for the shared backend (fair-scheduler.ts), when the request was scheduled. */
+  queueMs?: number;
 }
 
 /** Drains a backend stream into its final answer. A stream that ends without `done` is a failure. */
@@ -36,6 +38,7 @@ export async function collect(events: AsyncIterable<GenerateEvent>): Promise<Col
     };
     if (ev.timings?.firstTokenMs !== undefined) out.firstTokenMs = ev.timings.firstTokenMs;
     if (ev.finishReason !== undefined) out.finishReason = ev.finishReason;
+    if (ev.timings?.queueMs !== undefined) out.queueMs = ev.timings.queueMs;
     return out;
   }
   throw Object.assign(new Error('the model stream ended without a final answer'), { code: 'engine_error' });
@@ -121,6 +124,7 @@ export async function runCycle(plan: CyclePlan, ctx: RunContext): Promise<CycleR
     timings_ms: { encode: round(gen.encodeMs), model: round(gen.modelMs), total: round(total) },
   };
   if (gen.firstTokenMs !== undefined) gstats.timings_ms.first_token = round(gen.firstTokenMs);
+  if (gen.queueMs !== undefined) gstats.timings_ms.queue = round(gen.queueMs);
   const limitedBy = framesLimitedBy(plan);
   if (limitedBy) gstats.frames_limited_by = limitedBy;
   if (plan.audioDropped) gstats.audio_dropped_by_gating = true;

@@ -33,7 +33,8 @@ export interface GenerationStats {
   skipped_cycles: number;
   /** Records dropped past the data queue's bound, since the last record that reported drops. */
   records_dropped: number;
-  timings_ms: { encode: number; model: number; total: number; first_token?: number };
+  /** `queue`: how long the request waited for the shared backend (many streams per process). */
+  timings_ms: { encode: number; model: number; total: number; first_token?: number; queue?: number };
 }
 
 export interface GenerationRecord {

@@ -9,13 +9,16 @@
  *   `warnings` (e.g. no data_url: records are dropped);
  * - X-Stream-Id (go-livepeer) selects the stream: start takes it as the stream id; params/stop naming
  *   another stream answer 404 and change nothing;
+ * - with `capacity` > 1 (many streams per process) the same routes serve every stream, told apart by
+ *   X-Stream-Id; /stream/status adds `capacity` and `streams` (each stream's status), and the
+ *   per-stream routes (streams-routes.ts) list streams and address one by id;
  * - channel URLs must pass the trickle URL policy (url-policy.ts), else 400 naming the field;
  * - a request body not fully received within `bodyTimeoutMs` (default 10 s) gets 408 and the
  *   connection is closed (slow-body clients cannot hold a connection open forever).
  */
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { timingSafeEqual } from 'node:crypto';
-import { AppError, errorMessage } from '../errors.js';
+import { AppError, errorCode, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import { registry } from '../metrics.js';
 import type { ModelBackend } from '../model/backend.js';
@@ -25,6 +28,7 @@ import { SERVER_DEFAULTS } from '../config/defaults.js';
 import { gpuInfo, gpuStats } from './hardware.js';
 import { parseJsonObject, parseStartRequest, streamIdHeader } from './requests.js';
 import { Runner } from './runner.js';
+import { registerStreamRoutes, streamFields } from './streams-routes.js';
 import { checkChannelUrls, type TrickleUrlPolicy } from './url-policy.js';
 
 export interface ServerOptions {
@@ -47,6 +51,10 @@ export interface ServerOptions {
   bodyTimeoutMs?: number;
   /** Extra facts for /version and /hardware/info (backend kind, capabilities). */
   describeBackend?: () => Record<string, unknown>;
+  /** Streams served at once (CAPABILITY_CAPACITY; default 1, as PyTrickle). */
+  capacity?: number;
+  /** Facts about the shared backend's scheduler for /stream/status and GET /streams (capacity > 1). */
+  describeScheduler?: () => Record<string, unknown>;
 }
 
 export interface ControlServer {
@@ -81,7 +89,7 @@ export async function buildServer(opts: ServerOptions): Promise<ControlServer> {
     // Node's own request timeout is only checked every 30 s; it backs up the precise body deadline below.
     requestTimeout: bodyTimeoutMs > 0 ? bodyTimeoutMs * 2 : 0,
   });
-  const runner = new Runner(opts.backend, opts.sessionFactory, opts.logger, opts.startWaitMs);
+  const runner = new Runner(opts.backend, opts.sessionFactory, opts.logger, opts.startWaitMs, opts.capacity);
   const pipeline = opts.pipeline ?? 'byoc';
   const modelId = () => opts.capabilityName || opts.backend.modelId;
 
@@ -152,20 +160,35 @@ export async function buildServer(opts: ServerOptions): Promise<ControlServer> {
       if (err instanceof AppError && err.httpStatus === 503) {
         return reply.code(503).send(errorBody(err.message, { current_state: currentState() }));
       }
+      if (err instanceof AppError && err.code === 'stream_already_running') {
+        return reply.code(409).send(errorBody(err.message, { code: err.code, current_state: currentState() }));
+      }
       const status = err instanceof AppError && err.httpStatus < 500 ? err.httpStatus : 400;
       return reply.code(status).send(errorBody(`Error starting stream: ${errorMessage(err)}`, { current_state: currentState() }));
     }
   }
 
   async function handleParams(req: FastifyRequest, reply: FastifyReply) {
+    let streamId: string | undefined;
     try {
-      const streamId = streamIdHeader(req.headers['x-stream-id']);
+      streamId = streamIdHeader(req.headers['x-stream-id']);
+    } catch (err) {
+      return reply.code(400).send(errorBody(`Parameter update failed: ${errorMessage(err)}`));
+    }
+    return paramsOf(streamId, req, reply);
+  }
+
+  /** Params for `streamId` (undefined: the only running stream), from the header or the route. */
+  async function paramsOf(streamId: string | undefined, req: FastifyRequest, reply: FastifyReply) {
+    try {
       const body = parseJsonObject(req.headers['content-type'], req.body);
       const { ignored } = runner.update(body, streamId);
       return reply.send({ status: 'success', message: 'Parameters updated successfully', ignored_params: ignored });
     } catch (err) {
       if (err instanceof AppError && err.code === 'no_active_stream') return reply.code(400).send(errorBody(err.message));
-      if (err instanceof AppError && err.code === 'stream_not_found') return reply.code(404).send(errorBody(err.message, { code: err.code }));
+      if (err instanceof AppError && (err.code === 'stream_not_found' || err.code === 'stream_id_required')) {
+        return reply.code(err.httpStatus).send(errorBody(err.message, { code: err.code }));
+      }
       // Bad input (bad JSON, content type, validation) is the caller's 400; a failing apply is our 500.
       const status = err instanceof AppError && err.httpStatus < 500 ? 400 : 500;
       return reply.code(status).send(errorBody(`Parameter update failed: ${errorMessage(err)}`));
@@ -173,8 +196,19 @@ export async function buildServer(opts: ServerOptions): Promise<ControlServer> {
   }
 
   async function handleStop(req: FastifyRequest, reply: FastifyReply) {
+    let streamId: string | undefined;
     try {
-      await runner.stop(streamIdHeader(req.headers['x-stream-id']));
+      streamId = streamIdHeader(req.headers['x-stream-id']);
+    } catch (err) {
+      return reply.code(400).send(errorBody(errorMessage(err), { code: errorCode(err) }));
+    }
+    return stopOf(streamId, reply);
+  }
+
+  /** Stops `streamId` (undefined: the only running stream), named by the header or the route. */
+  async function stopOf(streamId: string | undefined, reply: FastifyReply) {
+    try {
+      await runner.stop(streamId);
       return reply.send({ status: 'success', message: 'Stream stopped successfully' });
     } catch (err) {
       if (err instanceof AppError && err.code === 'no_active_stream') return reply.code(400).send(errorBody(err.message));
@@ -185,18 +219,15 @@ export async function buildServer(opts: ServerOptions): Promise<ControlServer> {
 
   function handleStatus() {
     const cur = runner.current();
-    const out: Record<string, unknown> = { ...currentState(), client_active: cur !== undefined };
-    if (cur) {
-      const snap = cur.session.status();
-      out.client_running = snap.running;
-      out.fps = snap.fps;
-      out.current_params = {
-        subscribe_url: cur.config.subscribeUrl ?? '',
-        publish_url: cur.config.publishUrl ?? '',
-        gateway_request_id: cur.config.streamId,
-      };
-      out.params = snap.params;
-      out.stream = { started_at_ms: snap.started_at_ms, counters: snap.counters, data_channel: snap.data_channel };
+    const all = runner.streams();
+    // PyTrickle's shape: the stream's fields at the top level when one runs (exactly as at capacity 1).
+    const out: Record<string, unknown> = { ...currentState(), client_active: all.length > 0 };
+    if (cur) Object.assign(out, streamFields(cur, false));
+    if (runner.capacity > 1) {
+      out.capacity = runner.capacity;
+      out.streams = all.map((e) => streamFields(e, true));
+      const sched = opts.describeScheduler?.();
+      if (sched) out.model_scheduler = sched;
     }
     return out;
   }
@@ -207,6 +238,7 @@ export async function buildServer(opts: ServerOptions): Promise<ControlServer> {
     app.post(`${prefix}/stop`, handleStop);
     app.get(`${prefix}/status`, async () => handleStatus());
   }
+  registerStreamRoutes(app, runner, { params: paramsOf, stop: stopOf, ...(opts.describeScheduler ? { describeScheduler: opts.describeScheduler } : {}) });
   app.post('/live-video-to-video', handleStart);
   app.post('/api/live-video-to-video', handleStart);
 

@@ -10,7 +10,8 @@
  *   scaling must be whole numbers (go-livepeer parses them as int64 and answers 400 to a fraction),
  *   capacity a positive integer; a defaulted CAPABILITY_URL (localhost) with a remote ORCH_URL is
  *   refused, since the orchestrator would call its own localhost;
- * - capacity > 1 is clamped to 1 with a warning: the runner has one stream slot;
+ * - capacity is CAPABILITY_CAPACITY, the streams this process serves at once (the runner enforces it:
+ *   the orchestrator's reserve step only counts);
  * - `keepRegistered` retries without limit (capped exponential backoff) and re-registers every
  *   `refreshMs` while no stream is active, so an orchestrator that starts late, or restarts and
  *   forgets its in-memory capabilities, gets the runner back. It never re-registers during a stream:
@@ -54,7 +55,7 @@ export function isLoopbackHost(host: string): boolean {
 
 export interface RegistrationFromEnv {
   registration: CapabilityRegistration;
-  /** Things the operator should know (capacity clamped, loopback CAPABILITY_URL …), to log as warnings. */
+  /** Things the operator should know (a loopback CAPABILITY_URL …), to log as warnings. */
   warnings: string[];
 }
 
@@ -65,17 +66,13 @@ function refuse(setting: string, message: string): ConfigError {
 /**
  * The registration from validated settings (src/config/runtime.ts checks each value: whole numbers,
  * URL syntax) plus the rules that need the port: ORCH_SECRET is required, a defaulted CAPABILITY_URL
- * (localhost) with a remote ORCH_URL is refused, capacity is clamped. Throws a ConfigError with the fix.
+ * (localhost) with a remote ORCH_URL is refused. Throws a ConfigError with the fix.
  */
 export function registrationFromSettings(s: RegistrationSettings, port: number, apiToken?: string): RegistrationFromEnv {
   if (!s.orchSecret) throw refuse('ORCH_SECRET', 'ORCH_URL is set but ORCH_SECRET is not: set ORCH_SECRET to the orchestrator\'s -orchSecret');
   const orch = new URL(s.orchUrl);
   const warnings: string[] = [];
-  let capacity = s.capacity;
-  if (capacity > 1) {
-    warnings.push(`CAPABILITY_CAPACITY=${capacity} clamped to 1: this runner serves one stream at a time (run more runners for more streams)`);
-    capacity = 1;
-  }
+  const capacity = s.capacity;
   let url = s.capabilityUrl?.trim();
   const orchIsRemote = !isLoopbackHost(orch.hostname);
   if (!url) {

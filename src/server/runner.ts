@@ -1,13 +1,20 @@
 /**
- * The stream slot: at most one stream per runner (as PyTrickle), with the start/update/stop rules
- * of spec §4.3–§4.5 and its faults fixed:
- * - the slot is claimed synchronously, so of N concurrent starts exactly one wins (§6.2);
- * - a stream that ends on its own frees the slot at once, so /status and /health read IDLE (§6.3);
+ * The stream registry: up to `capacity` streams per runner (CAPABILITY_CAPACITY; 1 = one stream, as
+ * PyTrickle), keyed by stream id — X-Stream-Id, which go-livepeer sends on every start, params and stop
+ * ("for routing to worker"), else the start body's gateway_request_id. The rules of spec §4.3–§4.5,
+ * with its faults fixed:
+ * - a start claims its place synchronously, so of N concurrent starts exactly the free places win and
+ *   the rest answer 503 `Pipeline is still in use` (§6.2) — the orchestrator only counts, so the limit
+ *   is enforced here; a start naming an id that runs (or is starting) answers 409 and changes nothing;
+ * - a stream that ends on its own frees its place at once, so /status and /health read true (§6.3);
  * - a failing update answers an error and changes nothing; it never sets a sticky ERROR (§6.4);
- * - params/stop carrying an X-Stream-Id that is not the running stream answer 404 and change nothing
- *   (a stale stop never kills the next stream); without the header they act on the one active stream;
+ * - params/stop carrying an X-Stream-Id that is not running answer 404 and change nothing (a stale
+ *   stop never kills another stream); without the header they act on the only running stream, and
+ *   answer 400 when several run (they must be named);
  * - a start waits only briefly (startWaitMs, default 5 s) for a loading backend, then answers 503 with
  *   the backend's reason; a backend that failed to load says so instead of "still initializing";
+ * - a stream's metric series are removed when it ends, and a new stream under the same id waits for
+ *   that removal, so it never loses its own fresh series;
  * - the stream's unknown params are bounded across updates (params.ts limits).
  */
 import { AppError, errorCode, errorMessage } from '../errors.js';
@@ -39,6 +46,18 @@ export class StreamNotFoundError extends AppError {
   }
 }
 
+export class StreamAlreadyRunningError extends AppError {
+  constructor(message: string) {
+    super('stream_already_running', message, { httpStatus: 409 });
+  }
+}
+
+export class StreamIdRequiredError extends AppError {
+  constructor(message: string) {
+    super('stream_id_required', message, { httpStatus: 400 });
+  }
+}
+
 export const DEFAULT_START_WAIT_MS: number = SERVER_DEFAULTS.startWaitMs;
 
 export interface StartResult {
@@ -46,11 +65,20 @@ export interface StartResult {
   ignored: string[];
 }
 
+/** A running stream and the start config it runs with. */
+export interface StreamEntry {
+  session: StreamSession;
+  config: StreamStartConfig;
+}
+
 export class Runner {
   readonly state: RunnerState;
-  private session: StreamSession | undefined;
-  private config: StreamStartConfig | undefined;
-  private claimed = false;
+  /** Running streams by id, in start order. */
+  private readonly entries = new Map<string, StreamEntry>();
+  /** Ids whose start is under way (claimed, not yet running). */
+  private readonly starting = new Set<string>();
+  /** Metric-series removals of ended streams, by id, until done. */
+  private readonly forgetting = new Map<string, Promise<void>>();
   /** Set when the backend's load() rejected: nothing retries it, so a start must say so. */
   private loadFailure: string | undefined;
 
@@ -59,15 +87,33 @@ export class Runner {
     private readonly factory: SessionFactory,
     private readonly log: Logger,
     private readonly startWaitMs = DEFAULT_START_WAIT_MS,
+    readonly capacity = 1,
   ) {
+    if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError(`capacity must be an integer ≥ 1 (got ${capacity})`);
     this.state = new RunnerState(
       () => backend.status(),
-      () => (this.session || this.claimed ? 1 : 0),
+      () => this.entries.size + this.starting.size,
     );
   }
 
-  current(): { session: StreamSession; config: StreamStartConfig } | undefined {
-    return this.session && this.config ? { session: this.session, config: this.config } : undefined;
+  /** The only running stream (PyTrickle's view); undefined when none or several run. */
+  current(): StreamEntry | undefined {
+    if (this.entries.size !== 1) return undefined;
+    return this.entries.values().next().value;
+  }
+
+  /** Every running stream, in start order. */
+  streams(): StreamEntry[] {
+    return [...this.entries.values()];
+  }
+
+  get(streamId: string): StreamEntry | undefined {
+    return this.entries.get(streamId);
+  }
+
+  /** No stream running or starting (BYOC re-registration is only safe then). */
+  idle(): boolean {
+    return this.entries.size === 0 && this.starting.size === 0;
   }
 
   /** Records that the backend's one load() failed (index.ts), so starts answer that truthfully. */
@@ -100,14 +146,22 @@ export class Runner {
     if (reason !== undefined) throw new PipelineBusyError(reason);
   }
 
-  /** The stream a params/stop call names must be the running one; `undefined` (no header) means "the active one". */
-  private target(streamId: string | undefined, what: 'update' | 'stop'): StreamSession {
-    const session = this.session;
-    if (!session) throw new NoActiveStreamError(what === 'update' ? 'No active stream to update' : 'No active stream to stop');
-    if (streamId !== undefined && streamId !== session.streamId) {
-      throw new StreamNotFoundError(`No stream with X-Stream-Id "${streamId}" is running; nothing was ${what === 'update' ? 'updated' : 'stopped'}`);
+  /**
+   * The stream a params/stop call names: `streamId` (X-Stream-Id or the route's id) must be running;
+   * `undefined` means "the only one". Returns the error instead of throwing, so update() can validate first.
+   */
+  private lookup(streamId: string | undefined, what: 'update' | 'stop'): StreamSession | AppError {
+    if (this.entries.size === 0) return new NoActiveStreamError(what === 'update' ? 'No active stream to update' : 'No active stream to stop');
+    if (streamId !== undefined) {
+      const e = this.entries.get(streamId);
+      if (e) return e.session;
+      return new StreamNotFoundError(`No stream with X-Stream-Id "${streamId}" is running; nothing was ${what === 'update' ? 'updated' : 'stopped'}`);
     }
-    return session;
+    const only = this.current();
+    if (only) return only.session;
+    return new StreamIdRequiredError(
+      `${this.entries.size} streams are running; name one with X-Stream-Id (or use /streams/{id}/${what === 'update' ? 'params' : 'stop'}); nothing was ${what === 'update' ? 'updated' : 'stopped'}`,
+    );
   }
 
   /** `streamId` is the X-Stream-Id header when sent (it wins over the body's gateway_request_id). */
@@ -115,8 +169,12 @@ export class Runner {
     // Validation first: a bad request is a 400 whatever the state, and starts nothing.
     const parsed = parseStartParams(req.params);
     await this.waitUntilReady();
-    if (this.claimed || this.session) throw new PipelineBusyError('Pipeline is still in use');
-    this.claimed = true;
+    // Claimed synchronously after these checks: concurrent starts cannot both take the last place.
+    if (this.entries.size + this.starting.size >= this.capacity) throw new PipelineBusyError('Pipeline is still in use');
+    if (this.entries.has(streamId) || this.starting.has(streamId)) {
+      throw new StreamAlreadyRunningError(`A stream with id "${streamId}" is already running; stop it first or start under another id`);
+    }
+    this.starting.add(streamId);
     const config: StreamStartConfig = {
       streamId,
       subscribeUrl: req.subscribe_url,
@@ -129,40 +187,48 @@ export class Runner {
     };
     let session: StreamSession;
     try {
+      // An ended stream of the same id may still be removing its metric series.
+      await this.forgetting.get(streamId);
       session = this.factory(config);
       await session.start();
     } catch (err) {
-      this.claimed = false;
+      this.starting.delete(streamId);
       throw new AppError('stream_start_failed', errorMessage(err), { httpStatus: 400, cause: err });
     }
-    this.session = session;
-    this.config = config;
-    this.claimed = false;
-    metrics.activeStreams.set(1);
-    this.log.info({ stream_id: config.streamId, ignored_params: parsed.ignored }, 'stream started');
+    this.starting.delete(streamId);
+    this.entries.set(streamId, { session, config });
+    metrics.activeStreams.set(this.entries.size);
+    this.log.info({ stream_id: config.streamId, ignored_params: parsed.ignored, active_streams: this.entries.size }, 'stream started');
     if (!config.dataUrl) this.log.warn({ stream_id: config.streamId }, 'no data_url in the start request: generated records will be dropped');
-    // The one place the slot is freed, whatever ended the stream (stop, input end, error, shutdown).
-    // It is the first reaction on `done`, so callers awaiting `done` see the slot already free.
+    // The one place a stream's place is freed, whatever ended it (stop, input end, error, shutdown).
+    // It is the first reaction on `done`, so callers awaiting `done` see the place already free.
     void session.done.then((end) => {
       if (end.error) this.state.noteStreamError(session.streamId, end.error.code, end.error.message);
       this.log.info({ stream_id: session.streamId, reason: end.reason, err: end.error?.message }, 'stream ended');
-      if (this.session === session) {
-        this.session = undefined;
-        this.config = undefined;
-        metrics.activeStreams.set(0);
+      if (this.entries.get(streamId)?.session === session) {
+        this.entries.delete(streamId);
+        metrics.activeStreams.set(this.entries.size);
       }
-      void forgetStream(session.streamId);
+      const forgotten: Promise<void> = forgetStream(session.streamId)
+        .catch((err: unknown) => this.log.warn({ stream_id: streamId, err: errorMessage(err) }, 'removing the stream\'s metric series failed'))
+        .finally(() => {
+          if (this.forgetting.get(streamId) === forgotten) this.forgetting.delete(streamId);
+        });
+      this.forgetting.set(streamId, forgotten);
     });
     return { session, ignored: parsed.ignored };
   }
 
   /** Validates against the parameters in force (or the defaults when idle) before the no-stream check, as PyTrickle. */
   update(raw: unknown, streamId?: string): { params: StreamParams; ignored: string[] } {
-    const base = this.session?.params() ?? parseStartParams(undefined).params;
+    const found = this.lookup(streamId, 'update');
+    const target = found instanceof AppError ? undefined : found;
+    const base = target?.params() ?? parseStartParams(undefined).params;
     // The session holds the kept unknown keys (HTTP and control-channel updates alike), so the
     // per-stream limits count both.
-    const parsed = parseParamsUpdate(base, raw, this.session?.extraParams() ?? {});
-    const session = this.target(streamId, 'update');
+    const parsed = parseParamsUpdate(base, raw, target?.extraParams() ?? {});
+    if (found instanceof AppError) throw found;
+    const session = found;
     try {
       session.updateParams(parsed.params, parsed.changed, raw as Record<string, unknown>);
     } catch (err) {
@@ -173,17 +239,20 @@ export class Runner {
   }
 
   async stop(streamId?: string): Promise<void> {
-    const session = this.target(streamId, 'stop');
-    await session.stop('stopped');
-    await session.done;
+    const found = this.lookup(streamId, 'stop');
+    if (found instanceof AppError) throw found;
+    await found.stop('stopped');
+    await found.done;
   }
 
-  /** Process shutdown: stop whatever runs, bounded by the caller's deadline. */
+  /** Process shutdown: stop every stream at once (each flushes its data queue), bounded by the caller's deadline. */
   async shutdown(): Promise<void> {
-    const session = this.session;
-    if (session) {
-      await session.stop('shutdown');
-      await session.done;
-    }
+    await Promise.all(
+      this.streams().map(async ({ session }) => {
+        await session.stop('shutdown');
+        await session.done;
+      }),
+    );
+    await Promise.all([...this.forgetting.values()]);
   }
 }

@@ -54,6 +54,27 @@ describe('serve command', () => {
     }
   });
 
+  it('serves --capacity streams sharing one scheduled backend, 503 beyond, and SIGTERM stops them all', async () => {
+    const engine = await startFakeEngine();
+    const { child, exited, url } = startServe({ OPENAI_BASE_URL: engine.baseURL, CAPABILITY_CAPACITY: '2', MAX_REQUESTS_IN_FLIGHT: '1' });
+    try {
+      const base = await waitFor('the listening log line', () => url(), 30_000);
+      await waitFor('IDLE', async () => (await request(base, 'GET', '/health')).body.status === 'IDLE', 20_000);
+      for (const id of ['m1', 'm2']) assert.equal((await request(base, 'POST', '/stream/start', { gateway_request_id: id }, { 'x-stream-id': id })).status, 200);
+      const third = await request(base, 'POST', '/stream/start', { gateway_request_id: 'm3' }, { 'x-stream-id': 'm3' });
+      assert.equal(third.status, 503);
+      const status = await request(base, 'GET', '/stream/status');
+      assert.equal(status.body.capacity, 2);
+      assert.equal((status.body.model_scheduler as Record<string, unknown>).max_in_flight, 1);
+      assert.deepEqual(((await request(base, 'GET', '/streams')).body.streams as Array<Record<string, unknown>>).map((x) => x.stream_id), ['m1', 'm2']);
+      child.kill('SIGTERM');
+      assert.equal(await exited, 0);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+      await engine.close();
+    }
+  });
+
   /** Runs `serve` expecting it to refuse its configuration: resolves with its exit code and stderr. */
   async function refused(args: string[], env: Record<string, string>): Promise<{ code: number | null; stderr: string }> {
     const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/cli-dev.ts', 'serve', ...args], {

@@ -6,7 +6,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { ConfigError, DEFAULTS, SETTINGS, flagOption, parseRuntimeConfig, readSetting } from '../../src/config/runtime.js';
+import { ConfigError, DEFAULTS, SETTINGS, defaultMaxInFlight, flagOption, parseRuntimeConfig, readSetting } from '../../src/config/runtime.js';
 import { withConfigTables } from '../../src/config/runtime-doc.js';
 
 describe('runtime configuration', () => {
@@ -102,3 +102,19 @@ describe('runtime configuration: numbers', () => {
     assert.equal(parseRuntimeConfig({ AUDIO_PAD_S: '2.5' }).backend.audioPadSamples, 40000);
   });
 });
+
+describe('runtime config: many streams per process', () => {
+  it('reads the capacity from --capacity or CAPABILITY_CAPACITY (BYOC or not) and MAX_REQUESTS_IN_FLIGHT, with the backend\'s default', () => {
+    assert.equal(parseRuntimeConfig({}).server.capacity, 1);
+    assert.equal(parseRuntimeConfig({ CAPABILITY_CAPACITY: '6' }).server.capacity, 6);
+    assert.equal(parseRuntimeConfig({ CAPABILITY_CAPACITY: '6' }, { capacity: '3' }).server.capacity, 3, 'the flag wins');
+    assert.equal(parseRuntimeConfig({ ORCH_URL: 'http://127.0.0.1:8935', ORCH_SECRET: 's', CAPABILITY_CAPACITY: '5' }).registration?.capacity, 5);
+    assert.throws(() => parseRuntimeConfig({ CAPABILITY_CAPACITY: '300' }), /CAPABILITY_CAPACITY must be at most 256 \(got "300"\)/);
+    assert.equal(parseRuntimeConfig({}).server.maxInFlight, undefined);
+    assert.equal(parseRuntimeConfig({ MAX_REQUESTS_IN_FLIGHT: '2' }).server.maxInFlight, 2);
+    assert.throws(() => parseRuntimeConfig({ MAX_REQUESTS_IN_FLIGHT: '0' }), /--max-in-flight \/ MAX_REQUESTS_IN_FLIGHT must be a whole number from 1 to 256 \(got "0"\)/);
+    assert.equal(defaultMaxInFlight('openai', 8), 8);
+    assert.equal(defaultMaxInFlight('transformers', 8), 1);
+  });
+});
+

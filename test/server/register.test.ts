@@ -10,7 +10,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, request as httpRequest, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { keepRegistered, registerCapability, registrationFromEnv, type CapabilityRegistration } from '../../src/server/register.js';
+import { keepRegistered, registerCapability, registrationBody, registrationFromEnv, type CapabilityRegistration } from '../../src/server/register.js';
 import { rootLogger } from '../../src/log.js';
 import { LifecycleBackendDouble, startTestServer } from '../helpers/server.js';
 import { createSessionFactory } from '../../src/pipeline/session.js';
@@ -143,10 +143,12 @@ describe('BYOC capability registration: configuration', () => {
     assert.equal(reg({ ORCH_URL: 'http://localhost:8935/', ORCH_SECRET: 's' }).url, 'http://localhost:8000');
   });
 
-  it('clamps CAPABILITY_CAPACITY > 1 to 1 with a warning (one stream slot)', () => {
+  it('registers CAPABILITY_CAPACITY as given (the runner serves that many streams and enforces it)', () => {
     const r = registrationFromEnv({ ORCH_URL: 'http://127.0.0.1:8935', ORCH_SECRET: 's', CAPABILITY_CAPACITY: '4' }, 8000);
-    assert.equal(r?.registration.capacity, 1);
-    assert.match(r?.warnings[0] ?? '', /CAPABILITY_CAPACITY=4 clamped to 1/);
+    assert.equal(r?.registration.capacity, 4);
+    assert.deepEqual(r?.warnings, []);
+    assert.equal(JSON.parse(registrationBody(r!.registration)).capacity, 4);
+    assert.throws(() => registrationFromEnv({ ORCH_URL: 'http://127.0.0.1:8935', ORCH_SECRET: 's', CAPABILITY_CAPACITY: '0' }, 8000), /CAPABILITY_CAPACITY must be a whole number ≥ 1 \(got "0"\)/);
   });
 });
 
