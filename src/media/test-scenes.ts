@@ -42,6 +42,8 @@ export interface SceneClip {
   cutsMs: number[];
   /** Media time of the end of each tone or speech (speech: the end of espeak-ng's audio). */
   soundEndsMs: number[];
+  /** Each tone or speech as [start, end] in ms (end as in soundEndsMs). */
+  soundsMs: Array<[number, number]>;
   /** Static scenes as [start, end) in ms. */
   staticMs: Array<[number, number]>;
 }
@@ -122,14 +124,14 @@ async function build(spec: SceneClipSpec): Promise<SceneClip> {
     if (s.kind === 'static') staticMs.push([t0 + t * 1000, t0 + (t + s.durationS) * 1000]);
     t += s.durationS;
   });
-  const soundEndsMs: number[] = [];
+  const soundsMs: Array<[number, number]> = [];
   t = 0;
   spec.sounds.forEach((s, i) => {
-    if (s.kind === 'tone') soundEndsMs.push(t0 + (t + s.durationS) * 1000);
-    if (s.kind === 'speech') soundEndsMs.push(t0 + (t + Math.min(s.durationS, speechS[i] ?? s.durationS)) * 1000);
+    if (s.kind === 'tone') soundsMs.push([t0 + t * 1000, t0 + (t + s.durationS) * 1000]);
+    if (s.kind === 'speech') soundsMs.push([t0 + t * 1000, t0 + (t + Math.min(s.durationS, speechS[i] ?? s.durationS)) * 1000]);
     t += s.durationS;
   });
-  return { path: out, durationS, cutsMs, soundEndsMs, staticMs };
+  return { path: out, durationS, cutsMs, soundEndsMs: soundsMs.map((x) => x[1]), soundsMs, staticMs };
 }
 
 function run(cmd: string, args: string[]): Promise<string> {
