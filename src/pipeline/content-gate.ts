@@ -199,8 +199,11 @@ export class ContentGate {
     if (started.trigger === 'speech_end') this.c.cycles_triggered_speech_end++;
     this.unchangedRun = 0;
     // The frames the last cycle did not see; duplicates of its newest frame say nothing new.
-    const news = last ? fresh.filter((f) => !this.sameAs(f, last.sig)) : fresh;
-    const offered = news.length > 0 ? news : frames.slice(-1);
+    const news = collapseDuplicates(last ? fresh.filter((f) => !this.sameAs(f, last.sig)) : fresh, this.p.duplicate_threshold);
+    // Frames buffered before the mode was on (or judged against an older anchor) collapse here too.
+    this.c.frames_dropped_as_duplicate += news.dropped;
+    this.pendingDuplicates += news.dropped;
+    const offered = news.frames.length > 0 ? news.frames : frames.slice(-1);
     const decision: CycleDecision = { kind: 'run', trigger: started.trigger, frames: offered };
     if (started.eventPtsMs !== undefined) decision.eventPtsMs = started.eventPtsMs;
     return decision;
@@ -238,4 +241,19 @@ export class ContentGate {
     if (!f.signature || !sig) return false;
     return signatureDistance(f.signature, sig) <= this.p.duplicate_threshold;
   }
+}
+
+/** Runs of near-duplicates (within `threshold` of the run's first frame) reduced to their newest frame. */
+export function collapseDuplicates(frames: SampledFrame[], threshold: number): { frames: SampledFrame[]; dropped: number } {
+  const out: SampledFrame[] = [];
+  let anchor: FrameSignature | undefined;
+  for (const f of frames) {
+    if (anchor && f.signature && signatureDistance(anchor, f.signature) <= threshold) {
+      out[out.length - 1] = f;
+      continue;
+    }
+    out.push(f);
+    anchor = f.signature;
+  }
+  return { frames: out, dropped: frames.length - out.length };
 }
