@@ -1,13 +1,13 @@
 /**
  * `npm run bench -- <name>`: runs bench/<name>.ts (trickle, media, model, pipeline); no name runs those
- * four. `decoders` (ffmpeg CLI vs node-av, the media-decoding choice; node-av from NODE_AV_PATH) runs
- * only when named. Each bench prints its figures and the ratio against a baseline measured in the same run.
+ * four. `decoders` (ffmpeg CLI vs node-av, the media-decoding choice; node-av from NODE_AV_PATH) and
+ * `content` (content-aware cycles vs the fixed cadence on a generated 3-minute clip) run only when named. Each bench prints its figures and the ratio against a baseline measured in the same run.
  */
 // Benchmarks print their own figures; the modules' info logs would only bury them.
 process.env.LOG_LEVEL ??= 'warn';
 
 const defaults = ['trickle', 'media', 'model', 'pipeline'];
-const names = [...defaults, 'decoders'];
+const names = [...defaults, 'decoders', 'content'];
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
 const run = wanted.length > 0 ? wanted : defaults;
 for (const name of run) {

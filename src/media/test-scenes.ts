@@ -7,13 +7,18 @@
  *
  * Everything runs in ffmpeg / espeak-ng child processes; files go to the per-process media cache
  * (test-source.ts owns and removes it), named after the spec, so one spec is encoded once per process.
+ * `decodeClip` runs such a clip through the real sampler once; `replay` hands what it produced to a
+ * consumer in presentation-time order, as a live input interleaves video and audio, so stream time,
+ * cuts and sound ends line up with the clip's timeline however fast the decoder ran.
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MediaError } from './errors.js';
-import { mediaCacheDir, runFfmpeg } from './test-source.js';
+import { DEFAULT_SAMPLER_SETTINGS, MediaSampler } from './sampler.js';
+import { mediaCacheDir, runFfmpeg, splitIntoSegments } from './test-source.js';
+import type { AudioChunk, SampledFrame, SamplerSettings } from './types.js';
 
 /** `static`: a test card or colour that never changes; `moving`: testsrc2 (moving shapes, a counter). */
 export type SceneSpec =
@@ -170,3 +175,46 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
+export interface DecodedClip {
+  frames: SampledFrame[];
+  audio: AudioChunk[];
+  signatureMs: number;
+}
+
+/** Everything the sampler makes of the clip (no frame dropped for backlog: it is not live). */
+export async function decodeClip(path: string, settings: Partial<SamplerSettings>): Promise<DecodedClip> {
+  const segs = await splitIntoSegments(path);
+  const s = new MediaSampler({ settings: { ...DEFAULT_SAMPLER_SETTINGS, ...settings }, maxPendingBytes: 1 << 30, maxEncodeQueue: 1 << 16 });
+  const out: DecodedClip = { frames: [], audio: [], signatureMs: 0 };
+  s.on('frame', (f) => out.frames.push(f));
+  s.on('audio', (a) => out.audio.push(a));
+  s.on('error', () => undefined);
+  segs.forEach((b, i) => {
+    s.beginSegment(i);
+    s.push(b);
+    s.endSegment();
+  });
+  await s.close();
+  out.signatureMs = s.stats().signatureMs;
+  return out;
+}
+
+export interface ReplayTarget {
+  pushFrame(f: SampledFrame): void;
+  pushAudio(a: AudioChunk): void;
+}
+
+/**
+ * Pushes frames and audio chunks in pts order (a chunk by its end, when it is complete), calling
+ * `between` after each step so cycles can run (an instant backend answers in between).
+ */
+export async function replay(target: ReplayTarget, clip: DecodedClip, between: (streamMs: number) => Promise<void> | void): Promise<void> {
+  const items: Array<{ at: number; push: () => void }> = [
+    ...clip.frames.map((f) => ({ at: f.ptsMs, push: () => target.pushFrame(f) })),
+    ...clip.audio.map((a) => ({ at: a.startPtsMs + (a.samples.length / a.sampleRate) * 1000, push: () => target.pushAudio(a) })),
+  ].sort((x, y) => x.at - y.at);
+  for (const it of items) {
+    it.push();
+    await between(it.at);
+  }
+}
