@@ -13,7 +13,7 @@
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { rename, rm, stat } from 'node:fs/promises';
+import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MediaError } from './errors.js';
 import { DEFAULT_SAMPLER_SETTINGS, MediaSampler } from './sampler.js';
@@ -55,24 +55,26 @@ export interface SceneClip {
 
 const inflight = new Map<string, Promise<SceneClip>>();
 
-export function generateSceneClip(spec: SceneClipSpec): Promise<SceneClip> {
-  const key = JSON.stringify(spec);
+/** `dir`: where to keep the encoded clip (default: the per-process media cache, removed at exit). */
+export function generateSceneClip(spec: SceneClipSpec, opts: { dir?: string } = {}): Promise<SceneClip> {
+  const key = `${opts.dir ?? ''}|${JSON.stringify(spec)}`;
   let p = inflight.get(key);
   if (!p) {
-    p = build(spec);
+    p = build(spec, opts.dir);
     inflight.set(key, p);
     p.catch(() => inflight.delete(key));
   }
   return p;
 }
 
-async function build(spec: SceneClipSpec): Promise<SceneClip> {
+async function build(spec: SceneClipSpec, outDir: string | undefined): Promise<SceneClip> {
   const w = spec.width ?? 640;
   const h = spec.height ?? 360;
   const fps = spec.fps ?? 30;
   const gop = Math.max(1, Math.round((spec.gopS ?? 1) * fps));
   const durationS = spec.scenes.reduce((s, x) => s + x.durationS, 0);
-  const dir = await mediaCacheDir();
+  const dir = outDir ?? (await mediaCacheDir());
+  await mkdir(dir, { recursive: true });
   const name = `scenes-${createHash('sha256').update(JSON.stringify(spec)).digest('hex').slice(0, 16)}`;
   const out = join(dir, `${name}.ts`);
 
@@ -83,7 +85,9 @@ async function build(spec: SceneClipSpec): Promise<SceneClip> {
   spec.scenes.forEach((s) => {
     const src = s.kind === 'moving' ? 'testsrc2' : s.card.startsWith('color:') ? `color=c=${s.card.slice(6)}` : s.card;
     const sep = src.includes('=') ? ':' : '=';
-    args.push('-f', 'lavfi', '-t', String(s.durationS), '-i', `${src}${sep}size=${w}x${h}:rate=${fps}`);
+    // colorchart has no size option: it is drawn at its own size and scaled.
+    const graph = src === 'colorchart' ? `colorchart=rate=${fps},scale=${w}:${h}` : `${src}${sep}size=${w}x${h}:rate=${fps}`;
+    args.push('-f', 'lavfi', '-t', String(s.durationS), '-i', graph);
     filters.push(`[${input}:v]format=yuv420p,setsar=1[v${input}]`);
     input++;
   });
@@ -179,21 +183,27 @@ export interface DecodedClip {
   frames: SampledFrame[];
   audio: AudioChunk[];
   signatureMs: number;
+  /** What the sampler reported (a clean decode reports nothing). */
+  errors: string[];
 }
 
-/** Everything the sampler makes of the clip (no frame dropped for backlog: it is not live). */
+/**
+ * Everything the sampler makes of the clip. Segments are fed as the decoder takes them (it is kept
+ * under 4 MiB behind, as a live input would be), so nothing is dropped for backlog.
+ */
 export async function decodeClip(path: string, settings: Partial<SamplerSettings>): Promise<DecodedClip> {
   const segs = await splitIntoSegments(path);
   const s = new MediaSampler({ settings: { ...DEFAULT_SAMPLER_SETTINGS, ...settings }, maxPendingBytes: 1 << 30, maxEncodeQueue: 1 << 16 });
-  const out: DecodedClip = { frames: [], audio: [], signatureMs: 0 };
+  const out: DecodedClip = { frames: [], audio: [], signatureMs: 0, errors: [] };
   s.on('frame', (f) => out.frames.push(f));
   s.on('audio', (a) => out.audio.push(a));
-  s.on('error', () => undefined);
-  segs.forEach((b, i) => {
+  s.on('error', (e) => out.errors.push(`${e.code}: ${e.message}`));
+  for (const [i, b] of segs.entries()) {
+    while (s.pendingBytes() > 4 * 1024 * 1024) await new Promise((r) => setTimeout(r, 5));
     s.beginSegment(i);
     s.push(b);
     s.endSegment();
-  });
+  }
   await s.close();
   out.signatureMs = s.stats().signatureMs;
   return out;
