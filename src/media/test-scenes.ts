@@ -188,8 +188,8 @@ export interface DecodedClip {
 }
 
 /**
- * Everything the sampler makes of the clip. Segments are fed as the decoder takes them (it is kept
- * under 4 MiB behind, as a live input would be), so nothing is dropped for backlog.
+ * Everything the sampler makes of the clip. Segments are fed as the decoder takes them (at most
+ * 512 KiB behind, as a live input would be), so nothing is dropped for backlog or cut at close.
  */
 export async function decodeClip(path: string, settings: Partial<SamplerSettings>): Promise<DecodedClip> {
   const segs = await splitIntoSegments(path);
@@ -198,12 +198,17 @@ export async function decodeClip(path: string, settings: Partial<SamplerSettings
   s.on('frame', (f) => out.frames.push(f));
   s.on('audio', (a) => out.audio.push(a));
   s.on('error', (e) => out.errors.push(`${e.code}: ${e.message}`));
+  const drained = async (maxBytes: number): Promise<void> => {
+    while (s.pendingBytes() > maxBytes) await new Promise((r) => setTimeout(r, 5));
+  };
   for (const [i, b] of segs.entries()) {
-    while (s.pendingBytes() > 4 * 1024 * 1024) await new Promise((r) => setTimeout(r, 5));
+    await drained(512 * 1024);
     s.beginSegment(i);
     s.push(b);
     s.endSegment();
   }
+  // close() gives the decoder a few seconds to finish before killing it: hand it everything first.
+  await drained(0);
   await s.close();
   out.signatureMs = s.stats().signatureMs;
   return out;
