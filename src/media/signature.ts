@@ -67,6 +67,24 @@ export function signatureDistance(a: FrameSignature, b: FrameSignature): number 
   return sum / (n * 255);
 }
 
+/**
+ * Runs of near-duplicates (each within `threshold` of its run's first frame, so slow drift still starts
+ * a new run once it adds up) reduced to their newest frame; frames without a signature always stay.
+ */
+export function collapseDuplicates<F extends { signature?: FrameSignature }>(frames: readonly F[], threshold: number): { frames: F[]; dropped: number } {
+  const out: F[] = [];
+  let anchor: FrameSignature | undefined;
+  for (const f of frames) {
+    if (anchor && f.signature && signatureDistance(anchor, f.signature) <= threshold) {
+      out[out.length - 1] = f;
+      continue;
+    }
+    out.push(f);
+    anchor = f.signature;
+  }
+  return { frames: out, dropped: frames.length - out.length };
+}
+
 function clampRect(r: SignatureRect, width: number, height: number): SignatureRect {
   const x = Math.max(0, Math.min(width, Math.floor(r.x)));
   const y = Math.max(0, Math.min(height, Math.floor(r.y)));

@@ -21,7 +21,7 @@
  */
 import type { StreamParams } from '../config/params.js';
 import { AudioActivity } from '../media/audio-activity.js';
-import { signatureDistance, type FrameSignature } from '../media/signature.js';
+import { collapseDuplicates, signatureDistance, type FrameSignature } from '../media/signature.js';
 import type { AudioChunk, SampledFrame } from '../media/types.js';
 import { rms } from './buffers.js';
 import type { CycleRecord, CycleRef } from './cycle.js';
@@ -243,17 +243,3 @@ export class ContentGate {
   }
 }
 
-/** Runs of near-duplicates (within `threshold` of the run's first frame) reduced to their newest frame. */
-export function collapseDuplicates(frames: SampledFrame[], threshold: number): { frames: SampledFrame[]; dropped: number } {
-  const out: SampledFrame[] = [];
-  let anchor: FrameSignature | undefined;
-  for (const f of frames) {
-    if (anchor && f.signature && signatureDistance(anchor, f.signature) <= threshold) {
-      out[out.length - 1] = f;
-      continue;
-    }
-    out.push(f);
-    anchor = f.signature;
-  }
-  return { frames: out, dropped: frames.length - out.length };
-}

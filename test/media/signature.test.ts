@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { SIGNATURE_GRID, frameSignature, signatureDistance } from '../../src/media/signature.js';
+import { SIGNATURE_GRID, collapseDuplicates, frameSignature, signatureDistance } from '../../src/media/signature.js';
 
 function picture(w: number, h: number, px: (x: number, y: number) => [number, number, number]): Buffer {
   const b = Buffer.alloc(w * h * 3);
@@ -44,4 +44,14 @@ test('letterbox bars are left out: the same picture padded differently has the s
   const inside = frameSignature(boxed, 160, 160, { x: 0, y: 35, width: 160, height: 90 });
   assert.equal(signatureDistance(plain, inside), 0);
   assert.ok(signatureDistance(plain, frameSignature(boxed, 160, 160)) > 0.05, 'the whole square (bars included) differs');
+});
+
+test('collapseDuplicates keeps the newest frame of each run of near-duplicates, and slow drift starts a new run', () => {
+  const f = (id: number, grey: number) => ({ id, signature: new Uint8Array(256).fill(grey) });
+  // 10 → 12 → 14 drift by 2/255 each (≤ 0.02 from 10 until 16), then a jump to 100.
+  const { frames, dropped } = collapseDuplicates([f(1, 10), f(2, 12), f(3, 14), f(4, 16), f(5, 100), f(6, 101)], 0.02);
+  assert.deepEqual(frames.map((x) => x.id), [3, 4, 6]);
+  assert.equal(dropped, 3);
+  const noSig: Array<{ id: number; signature?: Uint8Array }> = [{ id: 1 }, { id: 2 }];
+  assert.deepEqual(collapseDuplicates(noSig, 0.5).frames, noSig, 'frames without a signature cannot be judged: kept');
 });
