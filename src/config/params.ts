@@ -147,6 +147,17 @@ export const paramsShape = {
     })
     .optional()
     .describe('PyTrickle flag (boolean or true/false/yes/no/1/0). Accepted for compatibility; output is passthrough.'),
+  // ---- content-aware cycles (issue 14): off by default, so the fixed cadence stays as it was ----
+  content_aware: boolField(false, 'Spend the model on change only: drop near-duplicate frames, offer each cycle only the frames since the last one, skip cycles whose frames match the last cycle\'s while the audio is silent, and run a cycle early after a scene cut or a sound burst. Off: one cycle every `generate_every_s`, as before.'),
+  duplicate_threshold: numberField({ min: 0, max: 1, def: 0.02, doc: 'With `content_aware`: a frame whose signature distance (mean luma difference of a 16×16 thumbnail, 0–1) to the last kept frame is at most this is a near-duplicate (dropped); a cycle whose new frames are all this close to the last cycle\'s is unchanged.' }),
+  scene_change_threshold: numberField({ min: 0, max: 1, def: 0.12, doc: 'With `content_aware`: a sampled frame at least this far (signature distance) from the one before it is a scene cut and makes a cycle due early (`trigger: "scene_change"`); 1 = never.' }),
+  speech_rms: numberField({ min: 0, max: 1, def: 0.02, doc: 'With `content_aware`: audio at or above this RMS (20 ms frames) is sound; a burst of at least 200 ms ended by `speech_end_silence_s` of quiet makes a cycle due early (`trigger: "speech_end"`); 1 = never.' }),
+  speech_end_silence_s: numberField({ min: 0.1, max: 10, def: 0.5, doc: 'With `content_aware`: seconds of quiet that end a sound burst.' }),
+  min_trigger_spacing_s: numberField({ min: 0.1, max: 600, def: 1, doc: 'With `content_aware`: least stream time from a cycle\'s start to an early (scene-change or speech-end) cycle\'s start.' }),
+  unchanged_output: z
+    .enum(['record', 'none'], { error: 'must be one of "record", "none"' })
+    .default('record')
+    .describe('With `content_aware`: what a skipped unchanged cycle publishes: a small `type: "unchanged"` record naming the last `cycle_id`, or nothing. Either way the next generation counts it in `stats.unchanged_cycles`.'),
 } as const;
 
 export const paramsSchema = z.object(paramsShape);

@@ -27,6 +27,8 @@ export interface SampledFrame {
   rgb?: Buffer;
   /** Set on letterboxed frames: the picture's rectangle inside the square. */
   content?: FrameContentRect;
+  /** Content signature (signature.ts: 16×16 greyscale thumbnail of the picture), for content-aware cycles. */
+  signature?: Uint8Array;
 }
 
 /** A run of decoded audio, 16 kHz mono float32, starting at `startPtsMs`. */

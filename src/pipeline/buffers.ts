@@ -44,6 +44,12 @@ export class FrameBuffer {
     this.trim();
   }
 
+  /** Puts `frame` in the newest frame's place: a near-duplicate of it (content-aware cycles) keeps one slot, fresh. */
+  replaceNewest(frame: SampledFrame): void {
+    if (this.frames.length === 0) this.frames.push(frame);
+    else this.frames[this.frames.length - 1] = frame;
+  }
+
   /** Oldest first. */
   snapshot(): SampledFrame[] {
     return this.frames.slice();

@@ -8,7 +8,7 @@ import { errorCode, errorMessage, type ErrorCode } from '../errors.js';
 import type { GenerateEvent, ModelBackend } from '../model/backend.js';
 import { correctionPrompt, type HistoryEntry } from './context.js';
 import { framesLimitedBy, type CyclePlan } from './plan.js';
-import { toUsage, type CorrectionRecord, type ErrorRecord, type GenerationRecord } from './records.js';
+import { toUsage, type CorrectionRecord, type ErrorRecord, type GenerationRecord, type UnchangedRecord } from './records.js';
 
 
 export interface Collected {
@@ -55,7 +55,7 @@ export interface RunContext {
   now?: () => number;
 }
 
-export type CycleRecord = GenerationRecord | CorrectionRecord | ErrorRecord;
+export type CycleRecord = GenerationRecord | CorrectionRecord | ErrorRecord | UnchangedRecord;
 
 export interface CycleResult {
   records: CycleRecord[];

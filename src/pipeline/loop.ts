@@ -20,6 +20,7 @@ import type { AudioChunk, SampledFrame } from '../media/types.js';
 import type { ModelBackend } from '../model/backend.js';
 import { systemClock, type Clock } from '../util/time.js';
 import { AudioBuffer, FrameBuffer } from './buffers.js';
+import { ContentGate, type ContentCounters } from './content-gate.js';
 import { DEFAULT_CORRECTION_HISTORY, OutputHistory } from './context.js';
 import { errorRecord, runCycle, type CycleRecord, type CycleRef } from './cycle.js';
 import { planCycle } from './plan.js';
@@ -64,6 +65,7 @@ export class GenerationLoop {
   private readonly frames: FrameBuffer;
   private readonly audio: AudioBuffer;
   private readonly scheduler: StreamTimeScheduler;
+  private readonly content: ContentGate;
   private readonly history = new OutputHistory();
   private readonly slot = new CycleSlot();
   private readonly cycleRate = new RateMeter(30_000);
@@ -97,6 +99,7 @@ export class GenerationLoop {
     this.clock = ports.clock ?? systemClock;
     this.frames = new FrameBuffer(params.max_frames);
     this.audio = new AudioBuffer(params.audio_window_s);
+    this.content = new ContentGate(streamId, params);
     this.scheduler = new StreamTimeScheduler({
       intervalMs: params.generate_every_s * 1000,
       onDue: (_pts, count) => this.onDue(count),
@@ -106,8 +109,10 @@ export class GenerationLoop {
   pushFrame(f: SampledFrame): void {
     if (this.closed) return;
     this.followTimeline(f.ptsMs, 'video');
-    this.frames.push(f);
+    if (this.content.offerFrame(f, this.frames.size > 0).kind === 'duplicate') this.frames.replaceNewest(f);
+    else this.frames.push(f);
     this.scheduler.observe(f.ptsMs, 'video');
+    this.pollTriggers();
   }
 
   pushAudio(a: AudioChunk): void {
@@ -115,13 +120,16 @@ export class GenerationLoop {
     const ms = (a.samples.length / a.sampleRate) * 1000;
     this.followTimeline(a.startPtsMs, 'audio');
     this.audio.push(a);
+    this.content.offerAudio(a);
     this.scheduler.observe(a.startPtsMs + ms, 'audio');
+    this.pollTriggers();
   }
 
   /** New params in force; a shorter cadence may make a cycle due at once, and it sees them. */
   setParams(next: StreamParams): void {
     const prev = this.p;
     this.p = next;
+    this.content.setParams(next);
     if (next.max_frames !== prev.max_frames) this.frames.resize(next.max_frames);
     if (next.audio_window_s !== prev.audio_window_s) this.audio.resize(next.audio_window_s);
     if (next.generate_every_s !== prev.generate_every_s) this.scheduler.setInterval(next.generate_every_s * 1000);
@@ -148,8 +156,8 @@ export class GenerationLoop {
     return this.cycleRate.rate();
   }
 
-  counters(): LoopCounters {
-    return { ...this.c };
+  counters(): LoopCounters & ContentCounters {
+    return { ...this.c, ...this.content.counters() };
   }
 
   /**
@@ -184,6 +192,15 @@ export class GenerationLoop {
     this.ports.log.info({ pts_ms: ptsMs, stream_time_ms: this.scheduler.streamTimeMs }, 'media timestamp discontinuity; buffers cleared');
     this.frames.clear();
     this.audio.clear();
+    this.content.clear();
+  }
+
+  /** A content-aware event (scene cut, end of a sound burst) may make a cycle due before the clock. */
+  private pollTriggers(): void {
+    const now = this.scheduler.streamTimeMs;
+    if (this.closed || now === undefined || this.content.poll(now).kind !== 'due') return;
+    if (!this.slot.inFlight) this.launch();
+    else if (!this.slot.hasPending) this.slot.due(1); // runs as the catch-up when the current cycle ends
   }
 
   private onDue(count: number): void {
@@ -214,9 +231,17 @@ export class GenerationLoop {
       this.c.frames_aged_out += this.frames.prune(now, maxAge);
       this.audio.prune(now, maxAge);
     }
+    const decision = this.content.beginCycle(now ?? 0, this.frames.snapshot(), Date.now());
+    if (decision.kind === 'unchanged') {
+      metrics.cycles.inc({ stream_id: this.streamId, outcome: 'unchanged' });
+      if (decision.record) this.ports.publish([decision.record]);
+      return;
+    }
+    const trigger = decision.trigger;
+    if (trigger !== 'interval' && now !== undefined) this.scheduler.reanchor(now);
     const backend = this.ports.backend;
     const planned = planCycle(
-      { frames: this.frames.snapshot(), audio: this.audio.snapshot() },
+      { frames: decision.frames, audio: this.audio.snapshot() },
       { params: this.p, capabilities: backend.capabilities, countTextTokens: (t) => backend.countTextTokens(t), history: this.history.last(historyN) },
     );
     if (planned.kind === 'empty') {
@@ -226,14 +251,16 @@ export class GenerationLoop {
     }
     const cycle: CycleRef = { id: randomUUID(), seq: ++this.cycleSeq };
     this.c.cycles_started++;
+    this.content.started(cycle, planned.kind === 'plan' && planned.plan.frameCount > 0 ? decision.frames : []);
     if (planned.kind === 'error') {
+      this.content.finished(cycle, false);
       this.c.cycles_failed++;
       this.lastOk = false;
       this.c.frames_dropped_by_gating += planned.framesDropped;
       this.c.frames_dropped_by_engine_limit += planned.framesDroppedByEngineLimit;
       metrics.cycles.inc({ stream_id: this.streamId, outcome: 'error' });
       this.ports.reportError(planned.code, planned.message, { cycle_id: cycle.id });
-      this.ports.publish([
+      const rec = [
         errorRecord(this.streamId, cycle, planned.code, planned.message, {
           prompt: this.p.prompt,
           ...(planned.window ? { window: planned.window } : {}),
@@ -245,7 +272,9 @@ export class GenerationLoop {
             frames_dropped_by_engine_limit: planned.framesDroppedByEngineLimit,
           },
         }),
-      ]);
+      ];
+      this.content.stamp(rec, trigger);
+      this.ports.publish(rec);
       return;
     }
     const plan = planned.plan;
@@ -265,6 +294,8 @@ export class GenerationLoop {
       // Skips since the last record go on this cycle's first record that reports them.
       const first = result.records.find((r) => r.stats && 'skipped_cycles' in r.stats);
       if (first) stampStat(first, 'skipped_cycles', this.takeSkipped());
+      this.content.stamp(result.records, trigger);
+      this.content.finished(cycle, result.outcome === 'ok');
       this.ports.publish(result.records);
       if (result.remember) this.history.add(result.remember);
       const outcome = result.outcome;

@@ -35,6 +35,10 @@ export interface GenerationStats {
   records_dropped: number;
   /** `queue`: how long the request waited for the shared backend (many streams per process). */
   timings_ms: { encode: number; model: number; total: number; first_token?: number; queue?: number };
+  /** Content-aware cycles: near-duplicate frames dropped before gating, since the last generation record. */
+  frames_dropped_as_duplicate?: number;
+  /** Content-aware cycles: cycles skipped as unchanged since the last generation record. */
+  unchanged_cycles?: number;
 }
 
 export interface GenerationRecord {
@@ -51,6 +55,8 @@ export interface GenerationRecord {
   stats: GenerationStats;
   usage: RecordUsage;
   finish_reason?: string;
+  /** Why the cycle ran (content-aware cycles; `interval` with the fixed cadence). */
+  trigger?: CycleTrigger;
   truncated?: boolean;
 }
 
@@ -90,10 +96,33 @@ export interface ErrorRecord {
     frames_dropped_by_gating?: number;
     frames_dropped_by_engine_limit?: number;
   };
+  /** Why the cycle ran (see GenerationRecord.trigger). */
+  trigger?: CycleTrigger;
   truncated?: boolean;
 }
 
-export type DataRecord = GenerationRecord | CorrectionRecord | ErrorRecord;
+// ---- content-aware cycles (issue 14) ----
+
+/** Why a cycle ran: the clock, or a change the content-aware mode saw. */
+export type CycleTrigger = 'interval' | 'scene_change' | 'speech_end';
+
+/**
+ * A cycle that came due and was not run: its frames matched the last cycle's and the audio was
+ * silent. Refers to the last generation (`cycle_id`, `cycle_seq` are that cycle's); `window` is the
+ * media time judged unchanged; `unchanged_cycles` counts the consecutive skips so far.
+ */
+export interface UnchangedRecord {
+  type: 'unchanged';
+  stream_id: string;
+  timestamp_ms: number;
+  cycle_id: string;
+  cycle_seq: number;
+  window: RecordWindow;
+  stats: { unchanged_cycles: number; records_dropped: number };
+  truncated?: boolean;
+}
+
+export type DataRecord = GenerationRecord | CorrectionRecord | ErrorRecord | UnchangedRecord;
 
 /**
  * Stamps a publish-time counter on a record that reports it (its `stats` has the field): the loop

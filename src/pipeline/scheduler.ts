@@ -94,6 +94,11 @@ export class StreamTimeScheduler {
     this.check();
   }
 
+  /** A cycle ran early at stream time `ptsMs` (content-aware trigger): the next due point is an interval after it. */
+  reanchor(ptsMs: number): void {
+    if (this.lastDueMs !== undefined && Number.isFinite(ptsMs) && ptsMs > this.lastDueMs) this.lastDueMs = ptsMs;
+  }
+
   /** A cadence change takes effect now: the next due point is re-derived from the last one. */
   setInterval(intervalMs: number): void {
     this.intervalMs = intervalMs;
