@@ -20,6 +20,7 @@ import { RunnerState } from './state.js';
 import type { StartRequest } from './requests.js';
 import { metrics, forgetStream } from '../metrics.js';
 import { delay } from '../util/time.js';
+import { assertBackendSupports } from '../pipeline/structured.js';
 
 export class PipelineBusyError extends AppError {
   constructor(message: string) {
@@ -114,6 +115,7 @@ export class Runner {
   async start(req: StartRequest, streamId: string = req.gateway_request_id): Promise<StartResult> {
     // Validation first: a bad request is a 400 whatever the state, and starts nothing.
     const parsed = parseStartParams(req.params);
+    assertBackendSupports(parsed.params, this.backend.capabilities); // output_schema needs a backend that can constrain decoding
     await this.waitUntilReady();
     if (this.claimed || this.session) throw new PipelineBusyError('Pipeline is still in use');
     this.claimed = true;
@@ -162,6 +164,7 @@ export class Runner {
     // The session holds the kept unknown keys (HTTP and control-channel updates alike), so the
     // per-stream limits count both.
     const parsed = parseParamsUpdate(base, raw, this.session?.extraParams() ?? {});
+    assertBackendSupports(parsed.params, this.backend.capabilities);
     const session = this.target(streamId, 'update');
     try {
       session.updateParams(parsed.params, parsed.changed, raw as Record<string, unknown>);
