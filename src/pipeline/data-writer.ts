@@ -115,7 +115,7 @@ export class SegmentQueue {
     }
     const item: Item = { data, bytes: Buffer.byteLength(data, 'utf8') };
     if (opts.droppable) item.droppable = true;
-    this.dropWaitingDroppable(Infinity); // superseded by this item
+    this.dropWaitingDroppable(); // superseded by this item
     this.queue.push(item);
     this.bytes += item.bytes;
     this.enforceBound();
@@ -193,18 +193,14 @@ export class SegmentQueue {
     this.opts.onDroppableDropped?.(n);
   }
 
-  /** Drops up to `max` waiting droppable items, oldest first (never the newest item, never in flight). */
-  private dropWaitingDroppable(max: number): void {
-    let n = 0;
-    for (let i = 0; i < this.queue.length && n < max; ) {
-      const it = this.queue[i]!;
-      if (it.droppable && i < this.queue.length - (max === Infinity ? 0 : 1)) {
-        this.queue.splice(i, 1);
-        this.bytes -= it.bytes;
-        n++;
-      } else i++;
-    }
-    if (n > 0) this.countDroppableDrop(n);
+  /** Drops every waiting droppable item (never one in flight): a later item supersedes them. */
+  private dropWaitingDroppable(): void {
+    const kept = this.queue.filter((it) => !it.droppable);
+    const n = this.queue.length - kept.length;
+    if (n === 0) return;
+    for (const it of this.queue) if (it.droppable) this.bytes -= it.bytes;
+    this.queue = kept;
+    this.countDroppableDrop(n);
   }
 
   private overBound(): boolean {
@@ -212,8 +208,9 @@ export class SegmentQueue {
   }
 
   private enforceBound(): void {
-    // Best-effort items go first, oldest first.
-    while (this.overBound() && this.queue.slice(0, -1).some((it) => it.droppable)) this.dropWaitingDroppable(1);
+    // Best-effort items go first (there is at most one waiting: each later item supersedes it), so a
+    // droppable item never pushes out another.
+    if (this.overBound()) this.dropWaitingDroppable();
     let dropped = 0;
     // In-flight items count toward the bound but cannot be pulled back mid-publish; drop among the
     // waiting ones, oldest first, keeping at least the newest item.
