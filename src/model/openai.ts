@@ -7,7 +7,9 @@
  * PCM16 WAV, padded to one server-wide length, default 30 s, so concurrent requests never mix clip
  * lengths in one engine batch: vllm#50957) as `input_audio` or an `audio_url` data URL, then the
  * prompt text. Sampling is always sent explicitly, because vLLM otherwise applies the model's
- * generation_config.
+ * generation_config. A request with `responseFormat` (structured output) carries it as OpenAI's
+ * `response_format: {type: "json_schema", json_schema: {name, schema, strict}}`, which vLLM enforces
+ * with guided decoding; the backend declares this as `capabilities.structuredOutput`.
  *
  * Start-up: `load()` sends a 1-token warm-up request and retries until the engine answers; status()
  * reads 'loading' meanwhile (with the cause, code and failure count), 'error' once the deadline
