@@ -171,8 +171,8 @@ export function serializeRecord(record: DataRecord, maxBytes = MAX_LINE_BYTES): 
     if (bytes <= maxBytes) return line;
   }
   // Still over: a parsed `json` as large as its text (structured output) goes; its text stays, cut.
-  if ('json' in r && r.json !== undefined) {
-    const { json: _json, ...rest } = r;
+  if ('json' in record && record.json !== undefined) {
+    const { json: _json, ...rest } = record;
     return serializeRecord({ ...rest, truncated: true } as DataRecord, maxBytes);
   }
   return line;
