@@ -99,3 +99,49 @@ test('alert records and events carry the rule, the cycle and the matching text, 
   assert.deepEqual({ ...r, text: r.text.length }, { type: 'alert', stream_id: 's1', timestamp_ms: 1234, cycle_id: 'c-1', cycle_seq: 4, rule: 'fire', kind: 'contains', match: 'fire', text: 1024 });
   assert.deepEqual(Object.keys(alertEventFields(r)).sort(), ['cycle_id', 'cycle_seq', 'kind', 'match', 'rule', 'text']);
 });
+
+test('in the loop, cooldowns run on the loop\'s injected clock: alert records once per cooldown, events through the alert port', async () => {
+  const { GenerationLoop } = await import('../../src/pipeline/loop.js');
+  const { rootLogger } = await import('../../src/log.js');
+  const { ScriptedBackend } = await import('../helpers/model.js');
+  const { ManualClock } = await import('../helpers/clock.js');
+  const { waitFor } = await import('../helpers/wait.js');
+  const clock = new ManualClock();
+  const backend = new ScriptedBackend('instant', (n) => `cycle ${n}: smoke in the hall`);
+  const records: Array<Record<string, unknown>> = [];
+  const events: Array<Record<string, unknown>> = [];
+  const loop = new GenerationLoop('s', parseStartParams({ generate_every_s: 1, alert_rules: [{ name: 'smoke', contains: 'smoke', cooldown_s: 30 }] }).params, {
+    backend,
+    publish: (r) => records.push(...(r as unknown as Array<Record<string, unknown>>)),
+    reportError: () => undefined,
+    alert: (f) => events.push(f),
+    log: rootLogger(),
+    clock,
+  });
+  const JPEG = Buffer.from([0xff, 0xd8, 0xff, 0xd9]);
+  let pts = 0;
+  /** Feeds frames (250 ms of stream time apart) until `n` more cycles have run and published. */
+  const cycles = async (_label: number, n: number) => {
+    for (let i = 0; i < n; i++) {
+      const before = backend.calls.length;
+      for (let k = 0; k < 40 && backend.calls.length === before; k++) {
+        loop.pushFrame({ ptsMs: (pts += 250), width: 8, height: 8, jpeg: JPEG });
+        await new Promise((r) => setImmediate(r));
+      }
+      await waitFor('a cycle', () => backend.calls.length > before && records.filter((r) => r.type === 'generation').length === backend.calls.length);
+    }
+  };
+  await cycles(0, 3);
+  assert.equal(records.filter((r) => r.type === 'alert').length, 1, 'three matching cycles within the cooldown: one alert');
+  await clock.advance(29_999);
+  await cycles(3, 1);
+  assert.equal(records.filter((r) => r.type === 'alert').length, 1);
+  await clock.advance(1);
+  await cycles(4, 1);
+  const alerts = records.filter((r) => r.type === 'alert');
+  assert.equal(alerts.length, 2, 'once the cooldown is over on the loop\'s clock');
+  assert.deepEqual(events.map((e) => e.cycle_id), alerts.map((a) => a.cycle_id));
+  assert.equal(loop.counters().alerts_suppressed, 3);
+  loop.close();
+  await loop.settle(0, 100);
+});

@@ -12,38 +12,9 @@ import { GenerationLoop } from '../../src/pipeline/loop.js';
 import { PartialEmitter, type PartialRecord } from '../../src/pipeline/partials.js';
 import type { DataRecord } from '../../src/pipeline/records.js';
 import type { GenerateEvent, GenerateRequest } from '../../src/model/backend.js';
-import type { Clock } from '../../src/util/time.js';
+import { ManualClock } from '../helpers/clock.js';
 import { ScriptedBackend } from '../helpers/model.js';
 import { waitFor } from '../helpers/wait.js';
-
-/** Time the test moves by hand: delays resolve when `advance` passes their deadline. */
-class ManualClock implements Clock {
-  t = 0;
-  private waits: Array<{ at: number; resolve: () => void }> = [];
-  now(): number {
-    return this.t;
-  }
-  delay(ms: number, signal?: AbortSignal): Promise<void> {
-    return new Promise((resolve) => {
-      const w = { at: this.t + ms, resolve };
-      this.waits.push(w);
-      signal?.addEventListener('abort', () => {
-        this.waits = this.waits.filter((x) => x !== w);
-        resolve();
-      }, { once: true });
-    });
-  }
-  async advance(ms: number): Promise<void> {
-    this.t += ms;
-    const due = this.waits.filter((w) => w.at <= this.t);
-    this.waits = this.waits.filter((w) => w.at > this.t);
-    for (const w of due) w.resolve();
-    await new Promise((r) => setImmediate(r));
-  }
-  pending(): number {
-    return this.waits.length;
-  }
-}
 
 function emitter(clock: ManualClock, intervalMs = 250) {
   const out: PartialRecord[] = [];
