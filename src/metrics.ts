@@ -29,6 +29,9 @@ export const metrics = {
   recordsPublished: new client.Counter({ name: 'gemma3n_trickle_records_published_total', help: 'Data-channel records published', labelNames: L, registers: [registry] }),
   recordsDropped: new client.Counter({ name: 'gemma3n_trickle_records_dropped_total', help: 'Data-channel records dropped past the queue bound', labelNames: L, registers: [registry] }),
   activeStreams: new client.Gauge({ name: 'gemma3n_trickle_active_streams', help: 'Streams currently running', registers: [registry] }),
+  // ---- richer outputs (issue 15)
+  partialsDropped: new client.Counter({ name: 'gemma3n_trickle_partials_dropped_total', help: 'Partial-text records dropped (superseded while waiting, or past the data queue bound)', labelNames: L, registers: [registry] }),
+  alerts: new client.Counter({ name: 'gemma3n_trickle_alerts_total', help: 'Alert rules fired, by rule', labelNames: ['stream_id', 'rule'] as const, registers: [registry] }),
 };
 
 /** Drops every per-stream series of a finished stream (all label combinations carrying its stream_id). */

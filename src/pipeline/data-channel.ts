@@ -62,6 +62,7 @@ export class DataChannel {
       },
       onDroppableDropped: (n) => {
         this.c.partials_dropped += n;
+        metrics.partialsDropped.inc(this.L, n);
       },
       onPublishError: (err) => {
         this.c.data_publish_failures++;

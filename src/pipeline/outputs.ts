@@ -12,6 +12,7 @@
  * carrying the raw text (the cycle counts as failed); alerts only fire on a cycle that succeeded.
  */
 import type { StreamParams } from '../config/params.js';
+import { metrics } from '../metrics.js';
 import type { BackendCapabilities } from '../model/backend.js';
 import type { Clock } from '../util/time.js';
 import { AlertEngine, alertEventFields, alertRecord, type AlertRecord } from './alerts.js';
@@ -123,7 +124,10 @@ export class CycleOutputs {
     if (!this.alerts.active) return { result, alerts: none };
     const fired = this.alerts.evaluate({ text: gen.text, json, hasJson }, this.ports.clock.now());
     const alerts = fired.map((a) => alertRecord(this.ports.streamId, cycle, a, gen.text));
-    for (const a of alerts) this.ports.alert?.(alertEventFields(a));
+    for (const a of alerts) {
+      metrics.alerts.inc({ stream_id: this.ports.streamId, rule: a.rule });
+      this.ports.alert?.(alertEventFields(a));
+    }
     return { result, alerts };
   }
 

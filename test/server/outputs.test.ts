@@ -132,6 +132,11 @@ describe('structured output and alert rules', () => {
       },
       engine: { chunkDelayMs: 5, reply: (_s, body) => (body.response_format ? JSON.stringify(answer) : 'prose') },
       paceMs: 500,
+      during: async ({ base, data: live }) => {
+        await waitFor('an alert', () => live.records.some((r) => r.type === 'alert'), 30_000);
+        const text = await (await fetch(`${base}/metrics`)).text();
+        assert.match(text, /^gemma3n_trickle_alerts_total\{stream_id="outputs-1",rule="fire"\} 1$/m, 'alerts are counted in /metrics by rule');
+      },
     });
     const bodies = engine.chatBodies().filter((b) => b.max_tokens !== 1); // not the warm-up probe
     assert.ok(bodies.length >= 3, `several cycles ran (${bodies.length})`);
