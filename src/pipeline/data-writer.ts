@@ -203,6 +203,17 @@ export class SegmentQueue {
     this.countDroppableDrop(n);
   }
 
+  /** Drops droppable items that have a later item behind them (after a failed batch is put back). */
+  private dropSupersededDroppable(): void {
+    const last = this.queue.length - 1;
+    const kept = this.queue.filter((it, i) => !it.droppable || i === last);
+    const n = this.queue.length - kept.length;
+    if (n === 0) return;
+    for (const [i, it] of this.queue.entries()) if (it.droppable && i !== last) this.bytes -= it.bytes;
+    this.queue = kept;
+    this.countDroppableDrop(n);
+  }
+
   private overBound(): boolean {
     return this.queue.length + this.inflight.length > this.opts.maxItems || this.bytes > this.opts.maxBytes;
   }
@@ -274,6 +285,7 @@ export class SegmentQueue {
         // Back to the head, in order; the bound is re-applied in case the outage let the queue grow.
         this.queue.unshift(...this.inflight);
         this.inflight = [];
+        this.dropSupersededDroppable(); // a droppable item that failed with later items behind it
         this.enforceBound();
         if (this.closed) return;
         await this.sleep(this.backoffMs);

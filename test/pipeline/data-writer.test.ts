@@ -191,3 +191,39 @@ test('past the bound a droppable item is dropped before any record, and never pu
   assert.deepEqual(got, [2, 3, 4]);
   await q.close(100);
 });
+
+/** Fault injection: each publish waits until the test fails or passes it. */
+class GatedSink implements SegmentSink {
+  bodies: string[] = [];
+  private gates: Array<{ ok: () => void; fail: (e: Error) => void }> = [];
+  async publish(data: Buffer | string): Promise<void> {
+    await new Promise<void>((ok, fail) => this.gates.push({ ok, fail }));
+    this.bodies.push(data.toString());
+  }
+  waiting(): number {
+    return this.gates.length;
+  }
+  fail(): void {
+    this.gates.shift()?.fail(new Error('injected publish failure'));
+  }
+  pass(): void {
+    this.gates.shift()?.ok();
+  }
+  async close(): Promise<void> {}
+}
+
+test('a droppable item whose publish failed is dropped when later items wait behind it, so it never delays them', async () => {
+  const sink = new GatedSink();
+  const q = new SegmentQueue({ sink, batchMs: 1, retryMinMs: 10, retryMaxMs: 20 });
+  q.enqueue(partial(1), { droppable: true });
+  await waitFor('the partial in flight', () => sink.waiting() === 1);
+  q.enqueue(line(1)); // the partial is in flight: nothing to supersede yet
+  sink.fail(); // its segment fails: it comes back with the record behind it
+  await waitFor('the retry', () => sink.waiting() === 1);
+  sink.pass();
+  await waitFor('delivery', () => q.stats().queued === 0);
+  const got = sink.bodies.join('').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  assert.deepEqual(got.map((r) => r.type), ['generation'], 'only the record went out');
+  assert.equal(q.stats().droppableDropped, 1);
+  await q.close(100);
+});
