@@ -10,7 +10,8 @@
  *
  * Droppable items (`enqueue(data, { droppable: true })`, the data channel's partial-text records) are
  * best effort: one still waiting is superseded by any later item (a newer partial, or the final record
- * it previews), and past the bound droppable items go before any other. They are counted apart
+ * it previews) — also when its segment failed and later items wait behind it — and past the bound
+ * droppable items go before any other. They are counted apart
  * (`droppableDropped`, `onDroppableDropped`), never in `takeDropped()`, so they never push out or
  * delay a record that must arrive.
  *
