@@ -20,7 +20,7 @@ import { parseStartParams, type ParamsInput } from '../src/config/params.js';
 import { rootLogger } from '../src/log.js';
 import { decodeClip, generateSceneClip, replay, type DecodedClip, type SceneClip, type SceneClipSpec } from '../src/media/test-scenes.js';
 import { ScriptedBackend } from '../src/model/testing/scripted-backend.js';
-import type { CycleRecord } from '../src/pipeline/cycle.js';
+import type { DataRecord } from '../src/pipeline/records.js';
 import { GenerationLoop } from '../src/pipeline/loop.js';
 import type { GenerationRecord } from '../src/pipeline/records.js';
 import { TOKENS_PER_IMAGE } from '../src/model/backend.js';
@@ -67,7 +67,7 @@ interface ModeResult {
 
 async function runMode(decoded: DecodedClip, clip: SceneClip, params: ParamsInput, modelMs: number): Promise<ModeResult> {
   const backend = new ScriptedBackend('gated');
-  const published: Array<{ at: number; record: CycleRecord }> = [];
+  const published: Array<{ at: number; record: DataRecord }> = [];
   let streamMs = 0;
   const loop = new GenerationLoop('bench-content', parseStartParams(params).params, {
     backend,

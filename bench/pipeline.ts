@@ -8,6 +8,11 @@
  *        defaults: stamping, serialisation, queue, batching) → data-channel segment published to the
  *        embedded trickle server → line received by a real subscriber.
  *
+ *   partials (partial_text on, 8 frames): the engine streams its first token, then the rest 30 ms
+ *        later → the cycle's PartialEmitter (its defaults: the first partial goes out with the first
+ *        token) → the same DataChannel → first partial line received; and the final record after it
+ *        (engine's last byte → record line received), so partials are seen not to delay it.
+ *
  * Baselines measured in the same run, on the same payloads:
  *   in:  base64 of the same JPEGs/WAV + JSON.stringify of the same chat body (the irreducible encoding);
  *   out: the same record line published with a bare TricklePublisher and read back (the transport).
@@ -23,6 +28,8 @@ import { OpenAIBackend } from '../src/model/openai.js';
 import type { ImageInput } from '../src/model/backend.js';
 import { AudioBuffer, FrameBuffer } from '../src/pipeline/buffers.js';
 import { runCycle } from '../src/pipeline/cycle.js';
+import { PartialEmitter } from '../src/pipeline/partials.js';
+import { systemClock } from '../src/util/time.js';
 import { planCycle } from '../src/pipeline/plan.js';
 import { DataChannel } from '../src/pipeline/data-channel.js';
 import { serializeRecord } from '../src/pipeline/records.js';
@@ -52,12 +59,18 @@ function rgbFrame(i: number, w = 512, h = 288): Buffer {
   return b;
 }
 
-/** Loopback engine: records when the whole request body arrived, answers one SSE completion at once. */
+/**
+ * Loopback engine: records when the whole request body arrived, answers one SSE completion at once,
+ * or (`streamed`) its first token at once and the rest `restAfterMs` later.
+ */
 class LoopbackEngine {
   readonly server = http.createServer();
   bodyDoneAt = 0;
+  firstTokenAt = 0;
   lastByteAt = 0;
   bodyBytes = 0;
+  streamed = false;
+  restAfterMs = 30;
   async listen(): Promise<string> {
     this.server.on('request', (req, res) => {
       let n = 0;
@@ -68,10 +81,22 @@ class LoopbackEngine {
         res.writeHead(200, { 'content-type': 'text/event-stream' });
         const chunk = (o: unknown) => `data: ${JSON.stringify(o)}\n\n`;
         const base = { id: 'x', object: 'chat.completion.chunk', created: 0, model: 'm' };
-        res.write(chunk({ ...base, choices: [{ index: 0, delta: { role: 'assistant', content: 'A test pattern scrolls while a tone plays.' }, finish_reason: null }] }));
-        res.write(chunk({ ...base, choices: [{ index: 0, delta: {}, finish_reason: 'stop' }], usage: { prompt_tokens: 2000, completion_tokens: 10, total_tokens: 2010 } }));
-        this.lastByteAt = performance.now();
-        res.end('data: [DONE]\n\n');
+        const content = (text: string) => chunk({ ...base, choices: [{ index: 0, delta: { role: 'assistant', content: text }, finish_reason: null }] });
+        const finish = () => {
+          res.write(chunk({ ...base, choices: [{ index: 0, delta: {}, finish_reason: 'stop' }], usage: { prompt_tokens: 2000, completion_tokens: 10, total_tokens: 2010 } }));
+          this.lastByteAt = performance.now();
+          res.end('data: [DONE]\n\n');
+        };
+        if (!this.streamed) {
+          res.write(content('A test pattern scrolls while a tone plays.'));
+          return finish();
+        }
+        res.write(content('A '));
+        this.firstTokenAt = performance.now();
+        setTimeout(() => {
+          res.write(content('test pattern scrolls while a tone plays.'));
+          finish();
+        }, this.restAfterMs);
       });
     });
     await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', r));
@@ -105,6 +130,52 @@ class LineReader {
   }
   nextLine(): Promise<number> {
     return new Promise((r) => this.waiters.push(r));
+  }
+  async close(): Promise<void> {
+    await this.sub.close();
+    await this.loop;
+  }
+}
+
+/** Reads NDJSON lines with their arrival times and record types, for the partials run. */
+class TypedLineReader {
+  private seen: Array<{ t: number; type: string }> = [];
+  private waiter: { pred: (type: string) => boolean; resolve: (t: number) => void } | undefined;
+  private readonly sub: TrickleSubscriber;
+  private loop: Promise<void>;
+  constructor(url: string) {
+    const sub = new TrickleSubscriber({ url, start: -1 });
+    this.sub = sub;
+    this.loop = (async () => {
+      for (;;) {
+        const seg = await sub.next().catch(() => null);
+        if (!seg) return;
+        let rest = '';
+        for await (const c of seg.body as AsyncIterable<Buffer>) {
+          const t = performance.now();
+          const parts = (rest + c.toString('utf8')).split('\n');
+          rest = parts.pop() ?? '';
+          for (const l of parts) {
+            const type = String((JSON.parse(l) as { type?: unknown }).type);
+            this.seen.push({ t, type });
+            if (this.waiter?.pred(type)) {
+              this.waiter.resolve(t);
+              this.waiter = undefined;
+            }
+          }
+        }
+      }
+    })();
+  }
+  /** The arrival time of the next line whose type matches. */
+  next(pred: (type: string) => boolean): Promise<number> {
+    return new Promise((resolve) => (this.waiter = { pred, resolve }));
+  }
+  /** The arrival time of the first line of `type` seen since the last take (all seen lines are forgotten). */
+  take(type: string): number | undefined {
+    const hit = this.seen.find((x) => x.type === type);
+    this.seen = [];
+    return hit?.t;
   }
   async close(): Promise<void> {
     await this.sub.close();
@@ -210,7 +281,97 @@ export async function run(args: string[]): Promise<void> {
     await Promise.all([dataReader.close(), rawReader.close()]);
     await backend.close();
   }
+  await runPartials({ engine, baseURL, trickle, jpegs, audio, iterations, warmup });
   process.stdout.write('\nbaselines: in = base64 + JSON.stringify of the same chat body; out = bare TricklePublisher publish of the same line, read back\n');
   await trickle.close();
   await engine.close();
+}
+
+/**
+ * partial_text on: engine's first token → first partial line readable on the data channel, and the
+ * final record (engine's last byte → line readable) behind it, through the session's DataChannel and
+ * the cycle's own PartialEmitter; baseline: the same partial line published bare and read back.
+ */
+async function runPartials(o: {
+  engine: LoopbackEngine;
+  baseURL: string;
+  trickle: TrickleServer;
+  jpegs: Buffer[];
+  audio: Float32Array;
+  iterations: number;
+  warmup: number;
+}): Promise<void> {
+  const frames = 8;
+  o.engine.streamed = true;
+  o.trickle.createChannel('data-partials', 'application/jsonl');
+  o.trickle.createChannel('raw-partials', 'application/jsonl');
+  const backend = new OpenAIBackend({ baseURL: o.baseURL, modelId: 'bench', capabilities: { maxImages: frames } });
+  const params = parseStartParams({ max_frames: frames, max_input_tokens: 32768, audio_window_s: 4, partial_text: true }).params;
+  const data = new DataChannel({ streamId: 'bench', url: o.trickle.channelUrl('data-partials'), log: rootLogger(), onError: () => undefined, onPublished: () => undefined });
+  const rawPub = new TricklePublisher({ url: o.trickle.channelUrl('raw-partials'), mimeType: 'application/jsonl' });
+  const dataReader = new TypedLineReader(o.trickle.channelUrl('data-partials'));
+  const rawReader = new LineReader(o.trickle.channelUrl('raw-partials'));
+  let superseded = 0;
+  const partialMs: number[] = [];
+  const finalMs: number[] = [];
+  const base: number[] = [];
+  for (let it = 0; it < o.warmup + o.iterations; it++) {
+    const fb = new FrameBuffer(frames);
+    const ab = new AudioBuffer(4);
+    for (let i = 0; i < frames; i++) fb.push({ ptsMs: i * 333, width: 512, height: 288, jpeg: o.jpegs[i]! } satisfies ImageInput);
+    for (let i = 0; i < 4; i++) ab.push({ startPtsMs: i * 1000, sampleRate: 16000, samples: o.audio.subarray(i * 16000, (i + 1) * 16000) });
+    const planned = planCycle(
+      { frames: fb.snapshot(), audio: ab.snapshot() },
+      { params, capabilities: backend.capabilities, countTextTokens: (t) => backend.countTextTokens(t), history: [] },
+    );
+    if (planned.kind !== 'plan') throw new Error(`bench plan failed: ${planned.kind}`);
+    const cycle = { id: `bench-p-${it}`, seq: it };
+    let partialLine = '';
+    const partials = new PartialEmitter({
+      streamId: 'bench',
+      cycle,
+      intervalMs: params.partial_interval_ms,
+      clock: systemClock,
+      publish: (r) => {
+        partialLine = JSON.stringify(r) + '\n';
+        data.publish([r]);
+      },
+    });
+    const finalLine = dataReader.next((type) => type === 'generation');
+    const result = await runCycle(planned.plan, {
+      streamId: 'bench',
+      cycle,
+      backend,
+      signal: new AbortController().signal,
+      correctionHistory: undefined,
+      startedAt: performance.now(),
+      partials,
+    });
+    data.publish(result.records);
+    const tFinal = await finalLine;
+    // A partial still waiting when the final record is queued is superseded by it (both chunks read
+    // in one go under load): counted, and that cycle has no first-partial figure.
+    const tPartial = dataReader.take('partial');
+    const rawArrived = rawReader.nextLine();
+    const r0 = performance.now();
+    await rawPub.publish(partialLine);
+    const tRaw = await rawArrived;
+    if (partials.sent !== 1) throw new Error(`expected one partial per cycle, got ${partials.sent}`);
+    if (it >= o.warmup) {
+      if (tPartial === undefined) superseded++;
+      else partialMs.push(tPartial - o.engine.firstTokenAt);
+      finalMs.push(tFinal - o.engine.lastByteAt);
+      base.push(tRaw - r0);
+    }
+  }
+  const row = (name: string, xs: number[]) =>
+    `  ${name.padEnd(34)} p50 ${percentile(xs, 50).toFixed(2).padStart(7)} ms  p99 ${percentile(xs, 99).toFixed(2).padStart(7)} ms   | baseline p50 ${percentile(base, 50).toFixed(2).padStart(7)} ms  p99 ${percentile(base, 99).toFixed(2).padStart(7)} ms   ratio(p50) ${(percentile(xs, 50) / percentile(base, 50)).toFixed(2)}x\n`;
+  process.stdout.write(`\npartial_text on, ${frames} frames (${o.iterations} cycles; first token, rest ${o.engine.restAfterMs} ms later; partials superseded by their final record: ${superseded})\n`);
+  process.stdout.write(row('first token → first partial line', partialMs));
+  process.stdout.write(row('response in → final record (after)', finalMs));
+  await data.close(2000);
+  await rawPub.close();
+  await Promise.all([dataReader.close(), rawReader.close()]);
+  await backend.close();
+  o.engine.streamed = false;
 }

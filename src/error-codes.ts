@@ -214,6 +214,18 @@ export const ERROR_CODES = {
     layer: 'pipeline', where: ['log'], retryable: false, meaning: 'work was aborted because the stream stopped', action: 'none',
   },
 
+  // ---- richer outputs (issue 15): structured output (src/pipeline/structured.ts) — cycle error records
+  output_not_json: {
+    layer: 'pipeline', where: REC_EVENT, retryable: true,
+    meaning: 'with output_schema set, the model\'s answer is not one JSON value (the record carries the raw `text`)',
+    action: 'use an engine with guided decoding (vLLM); if finish_reason is "length", raise max_new_tokens',
+  },
+  output_schema_mismatch: {
+    layer: 'pipeline', where: REC_EVENT, retryable: true,
+    meaning: 'with output_schema set, the answer is JSON but breaks the schema (the message names the first violation; the record carries the raw `text`)',
+    action: 'use an engine with guided decoding (vLLM), or loosen the schema',
+  },
+
   // ---- control API (src/server/*) — HTTP error bodies
   bad_request: { layer: 'server', where: ['http'], retryable: false, http: 400, meaning: 'the request cannot be accepted', action: 'fix the request (the message says how)' },
   invalid_json: { layer: 'server', where: ['http'], retryable: false, http: 400, meaning: 'the body is empty, not JSON, or not a JSON object', action: 'send a JSON object' },

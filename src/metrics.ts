@@ -39,6 +39,9 @@ export const metrics = {
   }),
   engineInFlight: new client.Gauge({ name: 'gemma3n_trickle_model_requests_in_flight', help: 'Model requests in flight to the shared backend', registers: [registry] }),
   engineWaiting: new client.Gauge({ name: 'gemma3n_trickle_model_requests_waiting', help: 'Model requests waiting for the shared backend', registers: [registry] }),
+  // ---- richer outputs (issue 15)
+  partialsDropped: new client.Counter({ name: 'gemma3n_trickle_partials_dropped_total', help: 'Partial-text records dropped (superseded while waiting, or past the data queue bound)', labelNames: L, registers: [registry] }),
+  alerts: new client.Counter({ name: 'gemma3n_trickle_alerts_total', help: 'Alert rules fired, by rule', labelNames: ['stream_id', 'rule'] as const, registers: [registry] }),
 };
 
 /** Drops every per-stream series of a finished stream (all label combinations carrying its stream_id). */

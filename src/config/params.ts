@@ -10,6 +10,8 @@
  */
 import { z } from 'zod';
 import { ParamsValidationError } from '../errors.js';
+// ---- richer outputs (issue 15): partial text, structured output, alert rules
+import { OUTPUT_PARAM_DOC_TYPES, outputParamsShape } from './output-params.js';
 
 export const DEFAULT_PROMPT =
   'You are watching and listening to a live stream. In one or two sentences, say what is happening right now: ' +
@@ -158,6 +160,8 @@ export const paramsShape = {
     .enum(['record', 'none'], { error: 'must be one of "record", "none"' })
     .default('record')
     .describe('With `content_aware`: what a skipped unchanged cycle publishes: a small `type: "unchanged"` record naming the last `cycle_id`, or nothing. Either way the next generation counts it in `stats.unchanged_cycles`.'),
+  // ---- richer outputs (issue 15): partial text, structured output, alert rules (src/config/output-params.ts)
+  ...outputParamsShape({ numberField, boolField }),
 } as const;
 
 export const paramsSchema = z.object(paramsShape);
@@ -299,6 +303,7 @@ export function paramsDocs(): ParamDoc[] {
     let type = p.enum ? p.enum.map((e) => JSON.stringify(e)).join(' \\| ') : (p.type ?? 'integer');
     if (name === 'width' || name === 'height' || name === 'max_framerate') type = 'integer';
     if (name === 'detect_out_resolution') type = 'boolean';
+    type = OUTPUT_PARAM_DOC_TYPES[name] ?? type; // richer outputs (issue 15)
     const range =
       p.minimum !== undefined || p.maximum !== undefined
         ? `${p.minimum ?? ''}–${p.maximum ?? ''}`

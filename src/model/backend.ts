@@ -45,7 +45,20 @@ export interface GenerateRequest {
   audio?: AudioInput;
   maxNewTokens: number;
   sampling?: SamplingOptions;
+  /**
+   * Constrain the answer to a JSON Schema (OpenAI `response_format: json_schema`; vLLM guided
+   * decoding). Only sent to a backend whose `capabilities.structuredOutput` is 'json_schema'.
+   */
+  responseFormat?: JsonSchemaFormat;
   signal?: AbortSignal;
+}
+
+export interface JsonSchemaFormat {
+  type: 'json_schema';
+  /** ^[A-Za-z0-9_-]{1,64}$ (OpenAI's rule for the name). */
+  name: string;
+  schema: Record<string, unknown>;
+  strict?: boolean;
 }
 
 export interface Usage {
@@ -93,6 +106,12 @@ export interface BackendCapabilities {
    * `context_length_exceeded` before they are sent.
    */
   maxContextTokens?: number;
+  /**
+   * Whether the backend can constrain decoding to a JSON Schema: 'json_schema' (it forwards
+   * `responseFormat` to an engine that enforces it). Absent: it cannot, and a stream asking for
+   * `output_schema` is refused unless the operator accepts best-effort parsing.
+   */
+  structuredOutput?: 'json_schema';
 }
 
 export type BackendState = 'loading' | 'ready' | 'error';

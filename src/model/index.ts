@@ -54,6 +54,8 @@ export type BackendDescription = {
     audio: BackendCapabilities['audio'];
     tokens_per_image: number | undefined;
     tokens_per_audio_clip: number | undefined;
+    /** 'json_schema' when the backend can constrain decoding (`output_schema`), else null. */
+    structured_output: 'json_schema' | null;
   };
   /**
    * openai: the engine base URL and its max_model_len once known; transformers: dtype/device, whether
@@ -87,6 +89,7 @@ export function describeBackend(backend: ModelBackend): BackendDescription {
       audio: c.audio,
       tokens_per_image: c.tokensPerImage,
       tokens_per_audio_clip: c.tokensPerAudioClip,
+      structured_output: c.structuredOutput ?? null,
     },
     engine,
   };

@@ -7,7 +7,9 @@
  * PCM16 WAV, padded to one server-wide length, default 30 s, so concurrent requests never mix clip
  * lengths in one engine batch: vllm#50957) as `input_audio` or an `audio_url` data URL, then the
  * prompt text. Sampling is always sent explicitly, because vLLM otherwise applies the model's
- * generation_config.
+ * generation_config. A request with `responseFormat` (structured output) carries it as OpenAI's
+ * `response_format: {type: "json_schema", json_schema: {name, schema, strict}}`, which vLLM enforces
+ * with guided decoding; the backend declares this as `capabilities.structuredOutput`.
  *
  * Start-up: `load()` sends a 1-token warm-up request and retries until the engine answers; status()
  * reads 'loading' meanwhile (with the cause, code and failure count), 'error' once the deadline
@@ -32,6 +34,7 @@ import {
   type BackendStatus,
   type GenerateEvent,
   type GenerateRequest,
+  type JsonSchemaFormat,
   type ModelBackend,
   type Usage,
 } from './backend.js';
@@ -116,6 +119,11 @@ export function toModelError(err: unknown, ctx: { baseURL: string; modelId: stri
   return new ModelError('engine_error', `engine stream failed: ${message}`, { cause: err });
 }
 
+/** OpenAI's `response_format` for a JSON Schema, the shape vLLM's guided decoding reads. */
+export function responseFormatBody(f: JsonSchemaFormat): { type: 'json_schema'; json_schema: { name: string; schema: Record<string, unknown>; strict?: boolean } } {
+  return { type: 'json_schema', json_schema: { name: f.name, schema: f.schema, ...(f.strict !== undefined ? { strict: f.strict } : {}) } };
+}
+
 /** Probe failures that mean the engine answered but the configuration is wrong (not "still loading"). */
 const CONFIG_ERRORS = new Set(['engine_unauthorized', 'model_not_found', 'engine_bad_request']);
 
@@ -172,6 +180,7 @@ export class OpenAIBackend implements ModelBackend {
       audio: c.audioPart === undefined ? 'input_audio' : c.audioPart,
       tokensPerImage: TOKENS_PER_IMAGE,
       tokensPerAudioClip: TOKENS_PER_AUDIO_CLIP,
+      structuredOutput: 'json_schema',
     };
     this.warm = {
       retryIntervalMs: opts.warmup?.retryIntervalMs ?? 2000,
@@ -421,6 +430,7 @@ export class OpenAIBackend implements ModelBackend {
       temperature: s.temperature ?? 0,
       top_p: s.topP ?? 1,
       ...(s.topK !== undefined ? { top_k: s.topK } : {}), // vLLM/SGLang extension
+      ...(req.responseFormat ? { response_format: responseFormatBody(req.responseFormat) } : {}),
     };
     const sentAt = performance.now();
     let text = '';

@@ -9,6 +9,7 @@ import type { GenerateEvent, ModelBackend } from '../model/backend.js';
 import { correctionPrompt, type HistoryEntry } from './context.js';
 import { framesLimitedBy, type CyclePlan } from './plan.js';
 import { toUsage, type CorrectionRecord, type ErrorRecord, type GenerationRecord, type UnchangedRecord } from './records.js';
+import type { PartialSink } from './partials.js';
 
 
 export interface Collected {
@@ -23,11 +24,12 @@ export interface Collected {
 }
 
 /** Drains a backend stream into its final answer. A stream that ends without `done` is a failure. */
-export async function collect(events: AsyncIterable<GenerateEvent>): Promise<Collected> {
+export async function collect(events: AsyncIterable<GenerateEvent>, onText?: (soFar: string) => void): Promise<Collected> {
   let deltas = '';
   for await (const ev of events) {
     if (ev.type === 'delta') {
       deltas += ev.text;
+      onText?.(deltas);
       continue;
     }
     const out: Collected = {
@@ -53,6 +55,8 @@ export interface RunContext {
   correctionHistory: HistoryEntry[] | undefined;
   startedAt: number;
   now?: () => number;
+  /** Fed the answer so far while it streams (partial text); ended once the answer is complete or failed. */
+  partials?: PartialSink;
 }
 
 export type CycleRecord = GenerationRecord | CorrectionRecord | ErrorRecord | UnchangedRecord;
@@ -87,8 +91,10 @@ export async function runCycle(plan: CyclePlan, ctx: RunContext): Promise<CycleR
   const prompt = plan.request.prompt;
   let gen: Collected;
   try {
-    gen = await collect(ctx.backend.generate({ ...plan.request, signal: ctx.signal }));
+    gen = await collect(ctx.backend.generate({ ...plan.request, signal: ctx.signal }), ctx.partials && ((t) => ctx.partials!.text(t)));
+    ctx.partials?.end();
   } catch (err) {
+    ctx.partials?.end();
     const aborted = ctx.signal.aborted;
     const code = aborted ? 'cycle_aborted' : errorCode(err);
     const message = aborted ? 'the stream stopped while the model was answering' : errorMessage(err);

@@ -3,7 +3,8 @@
  * queue (data-writer.ts) on a trickle publisher. Owns what it measures — records queued, published
  * and dropped, publish failures, queue depth — and reports an outage once (its first failure), not
  * once per retry. Records dropped past the bound are stamped on the next record it queues
- * (`stats.records_dropped`).
+ * (`stats.records_dropped`). Partial-text records are queued as droppable (best effort: superseded
+ * while waiting, first to go under pressure) and their drops counted apart (`partials_dropped`).
  *
  * Lifetime: publishing from construction; `close(flushMs)` flushes what waits (bounded), then closes
  * the publisher; idempotent, never rejects.
@@ -13,9 +14,8 @@ import { errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import { metrics } from '../metrics.js';
 import { TricklePublisher } from '../trickle/publisher.js';
-import type { CycleRecord } from './cycle.js';
 import { SegmentQueue } from './data-writer.js';
-import { serializeRecord, stampStat } from './records.js';
+import { serializeRecord, stampStat, type DataRecord } from './records.js';
 
 export interface DataChannelOptions {
   streamId: string;
@@ -35,7 +35,7 @@ export class DataChannel {
   private readonly L: { stream_id: string };
   private outage = false;
   private closing: Promise<void> | undefined;
-  private readonly c = { records_queued: 0, records_published: 0, records_dropped: 0, data_publish_failures: 0 };
+  private readonly c = { records_queued: 0, records_published: 0, records_dropped: 0, data_publish_failures: 0, partials_queued: 0, partials_dropped: 0 };
 
   constructor(o: DataChannelOptions) {
     this.L = { stream_id: o.streamId };
@@ -60,6 +60,10 @@ export class DataChannel {
         this.c.records_dropped += n;
         metrics.recordsDropped.inc(this.L, n);
       },
+      onDroppableDropped: (n) => {
+        this.c.partials_dropped += n;
+        metrics.partialsDropped.inc(this.L, n);
+      },
       onPublishError: (err) => {
         this.c.data_publish_failures++;
         // Only the first failure of an outage is worth an event; the retries are expected.
@@ -69,9 +73,14 @@ export class DataChannel {
     });
   }
 
-  publish(records: readonly CycleRecord[]): void {
+  publish(records: readonly DataRecord[]): void {
     for (const r of records) {
       this.c.records_queued++;
+      if (r.type === 'partial') {
+        this.c.partials_queued++;
+        this.queue.enqueue(serializeRecord(r), { droppable: true });
+        continue;
+      }
       // Drops past the bound since the last record, stamped as this one is queued.
       stampStat(r, 'records_dropped', this.queue.takeDropped());
       this.queue.enqueue(serializeRecord(r));

@@ -8,6 +8,13 @@
  * neither loses nor reorders them. The queue is bounded by item count and bytes; past the bound the
  * oldest waiting items are dropped and counted (the counter is read by the next record).
  *
+ * Droppable items (`enqueue(data, { droppable: true })`, the data channel's partial-text records) are
+ * best effort: one still waiting is superseded by any later item (a newer partial, or the final record
+ * it previews) — also when its segment failed and later items wait behind it — and past the bound
+ * droppable items go before any other. They are counted apart
+ * (`droppableDropped`, `onDroppableDropped`), never in `takeDropped()`, so they never push out or
+ * delay a record that must arrive.
+ *
  * Keepalive (optional `keepaliveMs`): go-livepeer's trickle server sweeps a channel whose last write
  * is older than 5 min, and the gateway stops the stream when its data channel goes. When nothing was
  * published for `keepaliveMs`, the writer publishes a zero-byte segment: it counts as a write on the
@@ -42,6 +49,8 @@ export interface SegmentQueueOptions {
   onPublished?: (items: number) => void;
   /** Called when items are dropped past the bound. */
   onDropped?: (items: number) => void;
+  /** Called when droppable items are dropped (superseded while waiting, or past the bound). */
+  onDroppableDropped?: (items: number) => void;
   /** Called after each failed publish (the batch is kept and retried). */
   onPublishError?: (err: unknown) => void;
   /** Publish a zero-byte segment when nothing was published for this long (0/undefined = never). */
@@ -57,15 +66,18 @@ export interface SegmentQueueStats {
   publishFailures: number;
   /** Zero-byte keepalive segments published. */
   keepalives: number;
+  /** Droppable items dropped (superseded while waiting, or past the bound). */
+  droppableDropped: number;
 }
 
 interface Item {
   data: string;
   bytes: number;
+  droppable?: boolean;
 }
 
 export class SegmentQueue {
-  private readonly opts: Required<Omit<SegmentQueueOptions, 'logger' | 'onPublished' | 'onDropped' | 'onPublishError' | 'keepaliveMs'>> &
+  private readonly opts: Required<Omit<SegmentQueueOptions, 'logger' | 'onPublished' | 'onDropped' | 'onDroppableDropped' | 'onPublishError' | 'keepaliveMs'>> &
     SegmentQueueOptions;
   private queue: Item[] = [];
   private inflight: Item[] = [];
@@ -77,7 +89,7 @@ export class SegmentQueue {
   private closing = false;
   private closed = false;
   private droppedSinceTake = 0;
-  private readonly counters = { published: 0, segments: 0, dropped: 0, publishFailures: 0, keepalives: 0 };
+  private readonly counters = { published: 0, segments: 0, dropped: 0, publishFailures: 0, keepalives: 0, droppableDropped: 0 };
   private keepaliveTimer: NodeJS.Timeout | undefined;
 
   constructor(opts: SegmentQueueOptions) {
@@ -96,12 +108,15 @@ export class SegmentQueue {
   }
 
   /** Queues one item (a whole JSON line for data; a whole event body for events). */
-  enqueue(data: string): void {
+  enqueue(data: string, opts: { droppable?: boolean } = {}): void {
     if (this.closed) {
-      this.countDrop(1);
+      if (opts.droppable) this.countDroppableDrop(1);
+      else this.countDrop(1);
       return;
     }
-    const item = { data, bytes: Buffer.byteLength(data, 'utf8') };
+    const item: Item = { data, bytes: Buffer.byteLength(data, 'utf8') };
+    if (opts.droppable) item.droppable = true;
+    this.dropWaitingDroppable(); // superseded by this item
     this.queue.push(item);
     this.bytes += item.bytes;
     this.enforceBound();
@@ -146,12 +161,14 @@ export class SegmentQueue {
     if (this.keepaliveTimer) clearTimeout(this.keepaliveTimer);
     this.keepaliveTimer = undefined;
     this.wake?.();
-    const left = this.queue.length + this.inflight.length;
-    if (left > 0) {
-      this.opts.logger?.warn({ left }, 'closing with items still queued; counted as dropped');
+    const leftItems = [...this.queue, ...this.inflight];
+    if (leftItems.length > 0) {
+      this.opts.logger?.warn({ left: leftItems.length }, 'closing with items still queued; counted as dropped');
       this.queue = [];
       this.bytes = 0;
-      this.countDrop(left);
+      const droppable = leftItems.filter((it) => it.droppable).length;
+      if (droppable > 0) this.countDroppableDrop(droppable);
+      if (leftItems.length - droppable > 0) this.countDrop(leftItems.length - droppable);
     }
     try {
       await this.opts.sink.close();
@@ -172,17 +189,48 @@ export class SegmentQueue {
     this.opts.onDropped?.(n);
   }
 
+  private countDroppableDrop(n: number): void {
+    this.counters.droppableDropped += n;
+    this.opts.onDroppableDropped?.(n);
+  }
+
+  /** Drops every waiting droppable item (never one in flight): a later item supersedes them. */
+  private dropWaitingDroppable(): void {
+    const kept = this.queue.filter((it) => !it.droppable);
+    const n = this.queue.length - kept.length;
+    if (n === 0) return;
+    for (const it of this.queue) if (it.droppable) this.bytes -= it.bytes;
+    this.queue = kept;
+    this.countDroppableDrop(n);
+  }
+
+  /** Drops droppable items that have a later item behind them (after a failed batch is put back). */
+  private dropSupersededDroppable(): void {
+    const last = this.queue.length - 1;
+    const kept = this.queue.filter((it, i) => !it.droppable || i === last);
+    const n = this.queue.length - kept.length;
+    if (n === 0) return;
+    for (const [i, it] of this.queue.entries()) if (it.droppable && i !== last) this.bytes -= it.bytes;
+    this.queue = kept;
+    this.countDroppableDrop(n);
+  }
+
+  private overBound(): boolean {
+    return this.queue.length + this.inflight.length > this.opts.maxItems || this.bytes > this.opts.maxBytes;
+  }
+
   private enforceBound(): void {
+    // Best-effort items go first (there is at most one waiting: each later item supersedes it), so a
+    // droppable item never pushes out another.
+    if (this.overBound()) this.dropWaitingDroppable();
     let dropped = 0;
     // In-flight items count toward the bound but cannot be pulled back mid-publish; drop among the
     // waiting ones, oldest first, keeping at least the newest item.
-    while (
-      this.queue.length > 1 &&
-      (this.queue.length + this.inflight.length > this.opts.maxItems || this.bytes > this.opts.maxBytes)
-    ) {
+    while (this.queue.length > 1 && this.overBound()) {
       const it = this.queue.shift()!;
       this.bytes -= it.bytes;
-      dropped++;
+      if (it.droppable) this.countDroppableDrop(1);
+      else dropped++;
     }
     if (dropped > 0) {
       this.opts.logger?.warn({ dropped }, 'queue bound reached; oldest items dropped');
@@ -238,6 +286,7 @@ export class SegmentQueue {
         // Back to the head, in order; the bound is re-applied in case the outage let the queue grow.
         this.queue.unshift(...this.inflight);
         this.inflight = [];
+        this.dropSupersededDroppable(); // a droppable item that failed with later items behind it
         this.enforceBound();
         if (this.closed) return;
         await this.sleep(this.backoffMs);

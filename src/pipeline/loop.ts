@@ -22,9 +22,10 @@ import { systemClock, type Clock } from '../util/time.js';
 import { AudioBuffer, FrameBuffer } from './buffers.js';
 import { ContentGate, type ContentCounters } from './content-gate.js';
 import { DEFAULT_CORRECTION_HISTORY, OutputHistory } from './context.js';
-import { errorRecord, runCycle, type CycleRecord, type CycleRef } from './cycle.js';
+import { errorRecord, runCycle, type CycleRef } from './cycle.js';
+import { CycleOutputs, type OutputCounters } from './outputs.js';
 import { planCycle } from './plan.js';
-import { stampStat } from './records.js';
+import { stampStat, type DataRecord } from './records.js';
 import { CycleSlot, StreamTimeScheduler } from './scheduler.js';
 import { RateMeter } from './status.js';
 
@@ -36,8 +37,10 @@ export function mediaMaxAgeMs(p: Pick<StreamParams, 'generate_every_s' | 'audio_
 
 export interface LoopPorts {
   backend: ModelBackend;
-  /** Records of a cycle, in order, as they are ready. */
-  publish(records: CycleRecord[]): void;
+  /** Records of a cycle, in order, as they are ready (partials while the answer streams, then the rest). */
+  publish(records: DataRecord[]): void;
+  /** An alert rule fired (outputs.ts): the fields of its `alert` event. */
+  alert?(fields: Record<string, unknown>): void;
   /** A failure the stream reports (events channel, last error, log): called once per failure. */
   reportError(code: ErrorCode, message: string, fields?: Record<string, unknown>): void;
   log: Logger;
@@ -69,6 +72,8 @@ export class GenerationLoop {
   private readonly history = new OutputHistory();
   private readonly slot = new CycleSlot();
   private readonly cycleRate = new RateMeter(30_000);
+  /** Partial text, structured output and alert rules (issue 15). */
+  private readonly outputs: CycleOutputs;
   private cycleSeq = 0;
   private inflight: { promise: Promise<void>; abort: AbortController } | undefined;
   private skippedPending = 0;
@@ -104,6 +109,13 @@ export class GenerationLoop {
       intervalMs: params.generate_every_s * 1000,
       onDue: (_pts, count) => this.onDue(count),
     });
+    this.outputs = new CycleOutputs(params, {
+      streamId,
+      capabilities: ports.backend.capabilities,
+      clock: this.clock,
+      publishPartial: (r) => this.ports.publish([r]),
+      ...(ports.alert ? { alert: ports.alert } : {}),
+    });
   }
 
   pushFrame(f: SampledFrame): void {
@@ -133,6 +145,7 @@ export class GenerationLoop {
     if (next.max_frames !== prev.max_frames) this.frames.resize(next.max_frames);
     if (next.audio_window_s !== prev.audio_window_s) this.audio.resize(next.audio_window_s);
     if (next.generate_every_s !== prev.generate_every_s) this.scheduler.setInterval(next.generate_every_s * 1000);
+    this.outputs.setParams(next);
   }
 
   /** No cycle starts from now on (the running one, if any, is left to settle()). */
@@ -156,8 +169,8 @@ export class GenerationLoop {
     return this.cycleRate.rate();
   }
 
-  counters(): LoopCounters & ContentCounters {
-    return { ...this.c, ...this.content.counters() };
+  counters(): LoopCounters & ContentCounters & OutputCounters {
+    return { ...this.c, ...this.content.counters(), ...this.outputs.counters() };
   }
 
   /**
@@ -242,7 +255,7 @@ export class GenerationLoop {
     const backend = this.ports.backend;
     const planned = planCycle(
       { frames: decision.frames, audio: this.audio.snapshot() },
-      { params: this.p, capabilities: backend.capabilities, countTextTokens: (t) => backend.countTextTokens(t), history: this.history.last(historyN) },
+      { params: this.outputs.planParams(this.p), capabilities: backend.capabilities, countTextTokens: (t) => backend.countTextTokens(t), history: this.history.last(historyN) },
     );
     if (planned.kind === 'empty') {
       this.c.cycles_empty++;
@@ -278,25 +291,32 @@ export class GenerationLoop {
       return;
     }
     const plan = planned.plan;
+    this.outputs.shape(plan);
     this.c.frames_dropped_by_gating += plan.framesDropped;
     this.c.frames_dropped_by_engine_limit += plan.framesDroppedByEngineLimit;
     const abort = new AbortController();
     const correctionN = historyN > 0 ? historyN : DEFAULT_CORRECTION_HISTORY;
     const promise = (async () => {
-      const result = await runCycle(plan, {
-        streamId: this.streamId,
+      const partials = this.outputs.partialsFor(cycle);
+      const finished = this.outputs.finish(
         cycle,
-        backend,
-        signal: abort.signal,
-        correctionHistory: this.p.correction_enabled ? this.history.last(correctionN) : undefined,
-        startedAt,
-      });
+        await runCycle(plan, {
+          streamId: this.streamId,
+          cycle,
+          backend,
+          signal: abort.signal,
+          correctionHistory: this.p.correction_enabled && this.outputs.correctionAllowed ? this.history.last(correctionN) : undefined,
+          startedAt,
+          ...(partials ? { partials } : {}),
+        }),
+      );
+      const result = finished.result;
       // Skips since the last record go on this cycle's first record that reports them.
       const first = result.records.find((r) => r.stats && 'skipped_cycles' in r.stats);
       if (first) stampStat(first, 'skipped_cycles', this.takeSkipped());
       this.content.stamp(result.records, trigger);
       this.content.finished(cycle, result.outcome === 'ok');
-      this.ports.publish(result.records);
+      this.ports.publish([...result.records, ...finished.alerts]);
       if (result.remember) this.history.add(result.remember);
       const outcome = result.outcome;
       if (outcome === 'ok') {

@@ -21,7 +21,8 @@ export class ParamsStore {
   private lastUpdate: number | undefined;
   private readonly c = { params_updates: 0, control_messages: 0, control_errors: 0 };
 
-  constructor(params: StreamParams, extra: Record<string, unknown>) {
+  /** `check` refuses params the stream cannot run (it throws, e.g. a 400 naming the param); HTTP updates are checked by the runner. */
+  constructor(params: StreamParams, extra: Record<string, unknown>, private readonly check?: (next: StreamParams) => void) {
     this.p = params;
     this.extra = { ...extra };
   }
@@ -58,6 +59,7 @@ export class ParamsStore {
     }
     try {
       const parsed = parseParamsUpdate(this.p, m.payload, this.extra);
+      this.check?.(parsed.params);
       this.extra = parsed.extra;
       return this.commit(parsed.params, parsed.changed, { ...paramsUpdatedFields(parsed.params, m.payload, KNOWN_PARAM_KEYS), source: 'control' }, nowMs);
     } catch (err) {

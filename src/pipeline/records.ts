@@ -5,6 +5,8 @@
  * `error.code` is a registered ErrorCode (src/error-codes.ts).
  */
 import type { ErrorCode } from '../error-codes.js';
+import type { AlertRecord } from './alerts.js';
+import type { PartialRecord } from './partials.js';
 
 export interface RecordWindow {
   start_ms: number;
@@ -57,6 +59,8 @@ export interface GenerationRecord {
   finish_reason?: string;
   /** Why the cycle ran (content-aware cycles; `interval` with the fixed cadence). */
   trigger?: CycleTrigger;
+  /** With `output_schema`: the parsed answer (it matched the schema). */
+  json?: unknown;
   truncated?: boolean;
 }
 
@@ -89,6 +93,8 @@ export interface ErrorRecord {
   prompt?: string;
   window?: RecordWindow;
   error: { code: ErrorCode; message: string };
+  /** The model's raw answer, when the error is about it (`output_not_json`, `output_schema_mismatch`). */
+  text?: string;
   stats?: {
     skipped_cycles: number;
     records_dropped: number;
@@ -122,7 +128,7 @@ export interface UnchangedRecord {
   truncated?: boolean;
 }
 
-export type DataRecord = GenerationRecord | CorrectionRecord | ErrorRecord | UnchangedRecord;
+export type DataRecord = GenerationRecord | CorrectionRecord | ErrorRecord | UnchangedRecord | PartialRecord | AlertRecord;
 
 /**
  * Stamps a publish-time counter on a record that reports it (its `stats` has the field): the loop
@@ -130,7 +136,7 @@ export type DataRecord = GenerationRecord | CorrectionRecord | ErrorRecord | Unc
  * record it queues. Records are built with 0 there; nothing calls back into their builders.
  */
 export function stampStat(record: DataRecord, field: 'skipped_cycles' | 'records_dropped', value: number): void {
-  const stats = record.stats as Record<string, unknown> | undefined;
+  const stats = ('stats' in record ? record.stats : undefined) as Record<string, unknown> | undefined;
   if (stats && field in stats) stats[field] = value;
 }
 
@@ -193,6 +199,11 @@ export function serializeRecord(record: DataRecord, maxBytes = MAX_LINE_BYTES): 
       keep = Math.max(0, keep - Math.max(b - maxBytes, Math.ceil(keep / 16)));
     }
     if (bytes <= maxBytes) return line;
+  }
+  // Still over: a parsed `json` as large as its text (structured output) goes; its text stays, cut.
+  if ('json' in record && record.json !== undefined) {
+    const { json: _json, ...rest } = record;
+    return serializeRecord({ ...rest, truncated: true } as DataRecord, maxBytes);
   }
   return line;
 }

@@ -28,6 +28,7 @@ import { MediaInput } from './media-input.js';
 import { EventsWriter } from './events.js';
 import { ParamsStore, type ParamsChange } from './params-store.js';
 import { statusEventFields, type StatusInputs } from './status.js';
+import { assertBackendSupports } from './structured.js';
 import type { SessionDeps, SessionFactory, StreamEnd, StreamSession, StreamStartConfig, StreamStatusSnapshot } from './types.js';
 
 export type { SessionDeps };
@@ -65,12 +66,17 @@ export class PipelineSession implements StreamSession {
     this.deps = deps;
     this.streamId = cfg.streamId;
     this.backend = deps.backend;
-    this.store = new ParamsStore(cfg.params, cfg.extraParams);
+    // Control-channel updates get the same backend check as HTTP ones (the runner's).
+    this.store = new ParamsStore(cfg.params, cfg.extraParams, (p) => assertBackendSupports(p, this.backend.capabilities));
     this.log = (deps.logger ?? childLogger('pipeline')).child({ stream_id: cfg.streamId });
     this.loop = new GenerationLoop(cfg.streamId, cfg.params, {
       backend: this.backend,
       publish: (records) => this.data?.publish(records),
       reportError: (code, message, fields) => this.emitError(code, message, fields),
+      alert: (fields) => {
+        this.log.info({ rule: fields.rule, cycle_id: fields.cycle_id }, 'alert rule fired');
+        this.events?.emit('alert', fields);
+      },
       log: this.log,
     });
     this.done = new Promise<StreamEnd>((resolve) => {

@@ -27,6 +27,7 @@ import { RunnerState } from './state.js';
 import type { StartRequest } from './requests.js';
 import { metrics, forgetStream } from '../metrics.js';
 import { delay } from '../util/time.js';
+import { assertBackendSupports } from '../pipeline/structured.js';
 
 export class PipelineBusyError extends AppError {
   constructor(message: string) {
@@ -168,6 +169,7 @@ export class Runner {
   async start(req: StartRequest, streamId: string = req.gateway_request_id): Promise<StartResult> {
     // Validation first: a bad request is a 400 whatever the state, and starts nothing.
     const parsed = parseStartParams(req.params);
+    assertBackendSupports(parsed.params, this.backend.capabilities); // output_schema needs a backend that can constrain decoding
     await this.waitUntilReady();
     // Claimed synchronously after these checks: concurrent starts cannot both take the last place.
     if (this.entries.size + this.starting.size >= this.capacity) throw new PipelineBusyError('Pipeline is still in use');
@@ -227,6 +229,7 @@ export class Runner {
     // The session holds the kept unknown keys (HTTP and control-channel updates alike), so the
     // per-stream limits count both.
     const parsed = parseParamsUpdate(base, raw, target?.extraParams() ?? {});
+    assertBackendSupports(parsed.params, this.backend.capabilities);
     if (found instanceof AppError) throw found;
     const session = found;
     try {

@@ -53,7 +53,7 @@ describe('backend selection', () => {
     assert.deepEqual(describeBackend(oa), {
       backend: 'openai',
       model_id: 'google/gemma-3n-E4B-it',
-      capabilities: { images: true, max_images: 4, audio: 'audio_url', tokens_per_image: 256, tokens_per_audio_clip: 188 },
+      capabilities: { images: true, max_images: 4, audio: 'audio_url', tokens_per_image: 256, tokens_per_audio_clip: 188, structured_output: 'json_schema' },
       engine: { base_url: 'http://127.0.0.1:9/v1' },
     });
     const tf = createBackend(backendConfigFrom({}));
@@ -61,6 +61,7 @@ describe('backend selection', () => {
     const d = describeBackend(tf);
     assert.equal(d.backend, 'transformers');
     assert.equal(d.capabilities.audio, 'raw');
+    assert.equal(d.capabilities.structured_output, null, 'the in-process backend cannot constrain decoding');
     assert.equal(d.engine.device, 'cpu');
     await oa.close();
     await tf.close();

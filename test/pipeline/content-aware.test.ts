@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { parseStartParams, type ParamsInput } from '../../src/config/params.js';
 import { rootLogger } from '../../src/log.js';
 import { generateSceneClip, type SceneClip } from '../../src/media/test-scenes.js';
-import type { CycleRecord } from '../../src/pipeline/cycle.js';
+import type { DataRecord } from '../../src/pipeline/records.js';
 import { GenerationLoop } from '../../src/pipeline/loop.js';
 import type { GenerationRecord, UnchangedRecord } from '../../src/pipeline/records.js';
 import { decodeClip, replay, type DecodedClip } from '../helpers/content.js';
@@ -48,7 +48,7 @@ function clipOnce(): Promise<{ clip: SceneClip; decoded: DecodedClip }> {
 async function run(params: ParamsInput) {
   const { clip, decoded } = await clipOnce();
   const backend = new ScriptedBackend('instant');
-  const records: CycleRecord[] = [];
+  const records: DataRecord[] = [];
   const loop = new GenerationLoop('content-test', parseStartParams(params).params, {
     backend,
     publish: (r) => records.push(...r),

@@ -12,7 +12,7 @@ import { parseStartParams, type ParamsInput, type StreamParams } from '../../src
 import { rootLogger } from '../../src/log.js';
 import type { AudioChunk, SampledFrame } from '../../src/media/types.js';
 import type { GenerateEvent, GenerateRequest } from '../../src/model/backend.js';
-import type { CycleRecord } from '../../src/pipeline/cycle.js';
+import type { DataRecord } from '../../src/pipeline/records.js';
 import { GenerationLoop } from '../../src/pipeline/loop.js';
 import type { GenerationRecord } from '../../src/pipeline/records.js';
 import { TriggerPolicy } from '../../src/pipeline/triggers.js';
@@ -35,7 +35,7 @@ class FailsFirstCallBackend extends ScriptedBackend {
 }
 
 function harness(backend: ScriptedBackend, params: ParamsInput) {
-  const records: CycleRecord[] = [];
+  const records: DataRecord[] = [];
   const base: ParamsInput = { content_aware: true, generate_every_s: 4, target_fps: 10, max_frames: 30, min_trigger_spacing_s: 1, ...params };
   const loop = new GenerationLoop('content-loop', parseStartParams(base).params, {
     backend,

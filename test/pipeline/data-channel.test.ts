@@ -36,3 +36,34 @@ test('records dropped past the bound while the server is down are counted and st
   assert.ok(got.every((g) => g.dropped >= 1), `each survivor reports the drops before it: ${JSON.stringify(got)}`);
   assert.equal(ch.counters().records_dropped, 3);
 });
+
+test('partial records are best effort: during an outage a waiting partial is superseded by the final record, counted as partials_dropped, never as records_dropped', async (t) => {
+  const port = await closedPort();
+  const url = `http://127.0.0.1:${port}/data`;
+  const errors: string[] = [];
+  const ch = new DataChannel({ streamId: 's', url, maxRecords: 2, batchMs: 0, log: rootLogger(), onError: (code) => errors.push(code), onPublished: () => undefined });
+  const rec = (n: number) => errorRecord('s', { id: `c${n}`, seq: n }, 'engine_error', `cycle ${n}`, { stats: { skipped_cycles: 0, records_dropped: 0 } });
+  const partial = (n: number, seq: number) => ({ type: 'partial' as const, stream_id: 's', timestamp_ms: 1, cycle_id: `c${n}`, cycle_seq: n, partial_seq: seq, text: `p${seq}` });
+  ch.publish([rec(1)]);
+  await waitFor('the outage', () => errors.length === 1, 5000);
+  ch.publish([partial(2, 1)]);
+  ch.publish([partial(2, 2)]);
+  ch.publish([rec(2)]);
+  assert.equal(ch.counters().partials_dropped, 2, 'each superseded by what came next');
+  ch.publish([partial(3, 1)]); // over the bound of two: the partial goes, not record 1
+  assert.equal(ch.counters().partials_dropped, 3);
+  assert.equal(ch.counters().records_dropped, 0);
+  const server = await startTrickleServer({ port });
+  server.createChannel('data', 'application/jsonl');
+  const sub = collectChannel(`${server.url.replace(/\/$/, '')}/data`);
+  t.after(async () => {
+    await sub.stop();
+    await server.close();
+  });
+  await waitFor('the records', () => sub.records.length >= 2, 10_000);
+  await ch.close(2000);
+  assert.deepEqual(sub.records.map((r) => `${String(r.type)}:${String(r.cycle_seq)}`), ['error:1', 'error:2']);
+  assert.equal(ch.counters().partials_dropped, 3);
+  assert.equal(ch.counters().records_dropped, 0);
+  assert.equal((sub.records[1]!.stats as { records_dropped: number }).records_dropped, 0);
+});

@@ -149,3 +149,81 @@ test('an idle data channel is kept alive by zero-byte segments against a server 
   await unkept.close(500);
   await col.stop();
 });
+
+// ---- droppable items (partial-text records, issue 15)
+
+const partial = (i: number) => JSON.stringify({ type: 'partial', partial_seq: i }) + '\n';
+
+test('a waiting droppable item is superseded by any later item, counted apart from record drops', async () => {
+  const sink = new FaultySink();
+  const droppable: number[] = [];
+  const q = new SegmentQueue({ sink, batchMs: 1, retryMinMs: 10, retryMaxMs: 20, onDroppableDropped: (n) => droppable.push(n) });
+  q.enqueue(line(1));
+  await waitFor('a failed attempt', () => q.stats().publishFailures > 0);
+  q.enqueue(partial(1), { droppable: true });
+  q.enqueue(partial(2), { droppable: true }); // supersedes partial 1
+  q.enqueue(line(2)); // supersedes partial 2: the final record carries the whole text
+  q.enqueue(partial(3), { droppable: true }); // nothing after it: it stays
+  assert.equal(q.stats().droppableDropped, 2);
+  assert.equal(q.takeDropped(), 0, 'superseded partials are not record drops');
+  sink.healthy = true;
+  await waitFor('delivery', () => q.stats().queued === 0);
+  const got = sink.bodies.join('').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  assert.deepEqual(got.map((r) => r.cycle_id ?? `p${String(r.partial_seq)}`), [1, 2, 'p3']);
+  assert.deepEqual(droppable, [1, 1]);
+  assert.equal(q.stats().dropped, 0);
+  await q.close(100);
+});
+
+test('past the bound a droppable item is dropped before any record, and never pushes one out', async () => {
+  const sink = new FaultySink();
+  const q = new SegmentQueue({ sink, maxItems: 3, batchMs: 1, retryMinMs: 10, retryMaxMs: 20 });
+  for (let i = 1; i <= 3; i++) q.enqueue(line(i));
+  await waitFor('a failed attempt', () => q.stats().publishFailures > 0);
+  q.enqueue(partial(1), { droppable: true });
+  assert.equal(q.stats().droppableDropped, 1, 'the partial went, not record 1');
+  assert.equal(q.stats().dropped, 0);
+  q.enqueue(line(4));
+  assert.equal(q.stats().dropped, 1, 'records still obey the bound among themselves');
+  sink.healthy = true;
+  await waitFor('delivery', () => q.stats().queued === 0);
+  const got = sink.bodies.join('').trim().split('\n').map((l) => (JSON.parse(l) as { cycle_id: number }).cycle_id);
+  assert.deepEqual(got, [2, 3, 4]);
+  await q.close(100);
+});
+
+/** Fault injection: each publish waits until the test fails or passes it. */
+class GatedSink implements SegmentSink {
+  bodies: string[] = [];
+  private gates: Array<{ ok: () => void; fail: (e: Error) => void }> = [];
+  async publish(data: Buffer | string): Promise<void> {
+    await new Promise<void>((ok, fail) => this.gates.push({ ok, fail }));
+    this.bodies.push(data.toString());
+  }
+  waiting(): number {
+    return this.gates.length;
+  }
+  fail(): void {
+    this.gates.shift()?.fail(new Error('injected publish failure'));
+  }
+  pass(): void {
+    this.gates.shift()?.ok();
+  }
+  async close(): Promise<void> {}
+}
+
+test('a droppable item whose publish failed is dropped when later items wait behind it, so it never delays them', async () => {
+  const sink = new GatedSink();
+  const q = new SegmentQueue({ sink, batchMs: 1, retryMinMs: 10, retryMaxMs: 20 });
+  q.enqueue(partial(1), { droppable: true });
+  await waitFor('the partial in flight', () => sink.waiting() === 1);
+  q.enqueue(line(1)); // the partial is in flight: nothing to supersede yet
+  sink.fail(); // its segment fails: it comes back with the record behind it
+  await waitFor('the retry', () => sink.waiting() === 1);
+  sink.pass();
+  await waitFor('delivery', () => q.stats().queued === 0);
+  const got = sink.bodies.join('').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  assert.deepEqual(got.map((r) => r.type), ['generation'], 'only the record went out');
+  assert.equal(q.stats().droppableDropped, 1);
+  await q.close(100);
+});

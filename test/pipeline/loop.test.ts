@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { parseStartParams, type ParamsInput } from '../../src/config/params.js';
 import { rootLogger } from '../../src/log.js';
 import type { AudioChunk, SampledFrame } from '../../src/media/types.js';
-import type { CycleRecord } from '../../src/pipeline/cycle.js';
+import type { DataRecord } from '../../src/pipeline/records.js';
 import { GenerationLoop } from '../../src/pipeline/loop.js';
 import { ScriptedBackend } from '../helpers/model.js';
 import { waitFor } from '../helpers/wait.js';
@@ -19,7 +19,7 @@ const frame = (ptsMs: number): SampledFrame => ({ ptsMs, width: 64, height: 64, 
 const audio = (startPtsMs: number, ms: number): AudioChunk => ({ startPtsMs, sampleRate: 16000, samples: new Float32Array((ms * 16000) / 1000).fill(0.1) });
 
 function harness(backend: ScriptedBackend, params: ParamsInput) {
-  const records: CycleRecord[] = [];
+  const records: DataRecord[] = [];
   const errors: string[] = [];
   const loop = new GenerationLoop('loop-test', parseStartParams(params).params, {
     backend,

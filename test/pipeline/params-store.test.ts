@@ -35,3 +35,15 @@ test('an HTTP update (parsed by the control API) commits through the same store 
   assert.deepEqual(store.extras(), { custom: 1 });
   assert.equal(ch.prev.prompt, start.params.prompt);
 });
+
+test('a control message the backend cannot run (output_schema without constrained decoding) is refused with invalid_params and changes nothing', async () => {
+  const { assertBackendSupports } = await import('../../src/pipeline/structured.js');
+  const start = parseStartParams({});
+  const store = new ParamsStore(start.params, start.extra, (p) => assertBackendSupports(p, { images: true, maxImages: 1, audio: 'raw' }));
+  const refused = store.fromControl({ kind: 'update', seq: 0, payload: { output_schema: 'scene' } }, 1000);
+  assert.ok(refused.kind === 'refused' && refused.code === 'invalid_params' && /^output_schema: .*cannot constrain decoding/.test(refused.message));
+  assert.equal(store.current.output_schema, null);
+  const ok = store.fromControl({ kind: 'update', seq: 1, payload: { output_schema: 'scene', output_schema_best_effort: true } }, 2000);
+  assert.equal(ok.kind, 'changed');
+  assert.equal(store.current.output_schema, 'scene');
+});

@@ -74,3 +74,22 @@ test('truncateUtf8 never splits a code point', () => {
   assert.equal(truncateUtf8('abc', 10), 'abc');
   assert.equal(truncateUtf8('abc', 0), '');
 });
+
+test('a structured record whose parsed json alone would break 64 KiB keeps its (cut) text and loses the json, flagged', () => {
+  const big = { items: Array.from({ length: 4000 }, (_, i) => `item number ${i}`) };
+  const r: GenerationRecord = { ...gen(JSON.stringify(big)), json: big };
+  const line = serializeRecord(r);
+  assert.ok(Buffer.byteLength(line) <= MAX_LINE_BYTES);
+  const back = JSON.parse(line) as Record<string, unknown>;
+  assert.equal(back.truncated, true);
+  assert.equal(back.json, undefined);
+  assert.ok(String(back.text).length > 0);
+  const small = serializeRecord({ ...gen('{"a":1}'), json: { a: 1 } });
+  assert.deepEqual((JSON.parse(small) as { json: unknown }).json, { a: 1 }, 'a record that fits keeps its json');
+});
+
+test('partial and alert records serialise to one line within the bound too', () => {
+  const p = serializeRecord({ type: 'partial', stream_id: 's', timestamp_ms: 1, cycle_id: 'c', cycle_seq: 1, partial_seq: 2, text: 'x'.repeat(100_000) });
+  assert.ok(Buffer.byteLength(p) <= MAX_LINE_BYTES);
+  assert.equal((JSON.parse(p) as { truncated: boolean }).truncated, true);
+});
