@@ -6,9 +6,11 @@
  * Both also age out by STREAM time (`prune(nowMs, maxAgeMs)`): media older than the window, or ahead
  * of stream time (left over from before a backwards timestamp reset), is dropped, so an audio-only
  * stretch stops carrying the last video frames and a video-only one stops replaying old audio. On a
- * discontinuity the session clears both (`clear()`), so a window never spans one. Time is always an
- * argument; nothing here reads a clock.
+ * discontinuity the loop clears both (`clear()`), so a window never spans one. Time is always an
+ * argument; nothing here reads a clock. `MediaWindow` is the pair as the loop uses it, sized and aged
+ * by the stream params in force.
  */
+import type { StreamParams } from '../config/params.js';
 import { AUDIO_SAMPLE_RATE, type AudioChunk, type SampledFrame } from '../media/types.js';
 
 /** Re-exported for the cycle code: the one 16 kHz constant is the media layer's. */
@@ -179,4 +181,38 @@ export function rms(samples: Float32Array): number {
     sum += s * s;
   }
   return Math.sqrt(sum / samples.length);
+}
+
+/** How long media stays in the buffers, in stream time: the longest span a cycle's window may cover. */
+export function mediaMaxAgeMs(p: Pick<StreamParams, 'generate_every_s' | 'audio_window_s' | 'max_frames' | 'target_fps'>): number {
+  const framesSpan = p.target_fps > 0 ? (p.max_frames / p.target_fps) * 1000 : 0;
+  return Math.max(p.generate_every_s * 1000, p.audio_window_s * 1000, framesSpan);
+}
+
+/** The frame and audio buffers of one stream, sized, cleared and aged together. */
+export class MediaWindow {
+  readonly frames: FrameBuffer;
+  readonly audio: AudioBuffer;
+
+  constructor(p: Pick<StreamParams, 'max_frames' | 'audio_window_s'>) {
+    this.frames = new FrameBuffer(p.max_frames);
+    this.audio = new AudioBuffer(p.audio_window_s);
+  }
+
+  setParams(prev: StreamParams, next: StreamParams): void {
+    if (next.max_frames !== prev.max_frames) this.frames.resize(next.max_frames);
+    if (next.audio_window_s !== prev.audio_window_s) this.audio.resize(next.audio_window_s);
+  }
+
+  clear(): void {
+    this.frames.clear();
+    this.audio.clear();
+  }
+
+  /** Ages both out at stream time `nowMs`; returns the frames that aged out. */
+  prune(nowMs: number, p: StreamParams): number {
+    const maxAge = mediaMaxAgeMs(p);
+    this.audio.prune(nowMs, maxAge);
+    return this.frames.prune(nowMs, maxAge);
+  }
 }

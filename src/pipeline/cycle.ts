@@ -7,7 +7,7 @@
 import { errorCode, errorMessage, type ErrorCode } from '../errors.js';
 import type { GenerateEvent, ModelBackend } from '../model/backend.js';
 import { correctionPrompt, type HistoryEntry } from './context.js';
-import { framesLimitedBy, type CyclePlan } from './plan.js';
+import { framesLimitedBy, type CyclePlan, type PlanResult } from './plan.js';
 import { toUsage, type CorrectionRecord, type ErrorRecord, type GenerationRecord, type UnchangedRecord } from './records.js';
 import type { PartialSink } from './partials.js';
 
@@ -84,6 +84,27 @@ export function errorRecord(
   now = Date.now(),
 ): ErrorRecord {
   return { type: 'error', stream_id: streamId, timestamp_ms: Math.floor(now), cycle_id: cycle.id, cycle_seq: cycle.seq, ...extra, error: { code, message } };
+}
+
+/** The record of a cycle refused at planning (over budget): no model call was made. */
+export function refusalRecord(
+  streamId: string,
+  cycle: CycleRef,
+  refused: Extract<PlanResult, { kind: 'error' }>,
+  prompt: string,
+  skippedCycles: number,
+): ErrorRecord {
+  return errorRecord(streamId, cycle, refused.code, refused.message, {
+    prompt,
+    ...(refused.window ? { window: refused.window } : {}),
+    stats: {
+      skipped_cycles: skippedCycles,
+      records_dropped: 0, // stamped by the data channel as it queues the record
+      input_tokens: refused.estimate,
+      frames_dropped_by_gating: refused.framesDropped,
+      frames_dropped_by_engine_limit: refused.framesDroppedByEngineLimit,
+    },
+  });
 }
 
 export async function runCycle(plan: CyclePlan, ctx: RunContext): Promise<CycleResult> {

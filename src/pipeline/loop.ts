@@ -15,25 +15,18 @@ import type { StreamParams } from '../config/params.js';
 import { AppError, errorMessage } from '../errors.js';
 import type { ErrorCode } from '../error-codes.js';
 import type { Logger } from '../log.js';
-import { metrics } from '../metrics.js';
 import type { AudioChunk, SampledFrame } from '../media/types.js';
 import type { ModelBackend } from '../model/backend.js';
 import { systemClock, type Clock } from '../util/time.js';
-import { AudioBuffer, FrameBuffer } from './buffers.js';
+import { MediaWindow } from './buffers.js';
 import { ContentGate, type ContentCounters } from './content-gate.js';
 import { DEFAULT_CORRECTION_HISTORY, OutputHistory } from './context.js';
-import { errorRecord, runCycle, type CycleRef } from './cycle.js';
+import { errorRecord, refusalRecord, runCycle, type CycleRef } from './cycle.js';
 import { CycleOutputs, type OutputCounters } from './outputs.js';
 import { planCycle } from './plan.js';
 import { stampStat, type DataRecord } from './records.js';
 import { CycleSlot, StreamTimeScheduler } from './scheduler.js';
-import { RateMeter } from './status.js';
-
-/** How long media stays in the buffers, in stream time: the longest span a cycle's window may cover. */
-export function mediaMaxAgeMs(p: Pick<StreamParams, 'generate_every_s' | 'audio_window_s' | 'max_frames' | 'target_fps'>): number {
-  const framesSpan = p.target_fps > 0 ? (p.max_frames / p.target_fps) * 1000 : 0;
-  return Math.max(p.generate_every_s * 1000, p.audio_window_s * 1000, framesSpan);
-}
+import { LoopStats, type LoopCounters } from './loop-stats.js';
 
 export interface LoopPorts {
   backend: ModelBackend;
@@ -47,52 +40,22 @@ export interface LoopPorts {
   clock?: Clock;
 }
 
-export interface LoopCounters {
-  cycles_started: number;
-  cycles_completed: number;
-  cycles_failed: number;
-  cycles_aborted: number;
-  cycles_skipped: number;
-  cycles_empty: number;
-  corrections: number;
-  frames_dropped_by_gating: number;
-  frames_dropped_by_engine_limit: number;
-  frames_aged_out: number;
-  media_discontinuities: number;
-}
-
 export class GenerationLoop {
   private p: StreamParams;
   private readonly ports: LoopPorts;
   private readonly clock: Clock;
-  private readonly frames: FrameBuffer;
-  private readonly audio: AudioBuffer;
+  private readonly media: MediaWindow;
   private readonly scheduler: StreamTimeScheduler;
   private readonly content: ContentGate;
   private readonly history = new OutputHistory();
   private readonly slot = new CycleSlot();
-  private readonly cycleRate = new RateMeter(30_000);
   /** Partial text, structured output and alert rules (issue 15). */
   private readonly outputs: CycleOutputs;
   private cycleSeq = 0;
   private inflight: { promise: Promise<void>; abort: AbortController } | undefined;
-  private skippedPending = 0;
   private closed = false;
-  private lastOk: boolean | undefined;
-  private lastOutputAt: number | undefined;
-  private readonly c: LoopCounters = {
-    cycles_started: 0,
-    cycles_completed: 0,
-    cycles_failed: 0,
-    cycles_aborted: 0,
-    cycles_skipped: 0,
-    cycles_empty: 0,
-    corrections: 0,
-    frames_dropped_by_gating: 0,
-    frames_dropped_by_engine_limit: 0,
-    frames_aged_out: 0,
-    media_discontinuities: 0,
-  };
+  /** What the loop measures (counters, cycle rate, last outcome): read by the session's status. */
+  readonly stats: LoopStats;
 
   constructor(
     readonly streamId: string,
@@ -102,8 +65,8 @@ export class GenerationLoop {
     this.p = params;
     this.ports = ports;
     this.clock = ports.clock ?? systemClock;
-    this.frames = new FrameBuffer(params.max_frames);
-    this.audio = new AudioBuffer(params.audio_window_s);
+    this.stats = new LoopStats(streamId, this.clock);
+    this.media = new MediaWindow(params);
     this.content = new ContentGate(streamId, params);
     this.scheduler = new StreamTimeScheduler({
       intervalMs: params.generate_every_s * 1000,
@@ -121,8 +84,9 @@ export class GenerationLoop {
   pushFrame(f: SampledFrame): void {
     if (this.closed) return;
     this.followTimeline(f.ptsMs, 'video');
-    if (this.content.offerFrame(f, this.frames.size > 0).kind === 'duplicate') this.frames.replaceNewest(f);
-    else this.frames.push(f);
+    const frames = this.media.frames;
+    if (this.content.offerFrame(f, frames.size > 0).kind === 'duplicate') frames.replaceNewest(f);
+    else frames.push(f);
     this.scheduler.observe(f.ptsMs, 'video');
     this.pollTriggers();
   }
@@ -131,7 +95,7 @@ export class GenerationLoop {
     if (this.closed) return;
     const ms = (a.samples.length / a.sampleRate) * 1000;
     this.followTimeline(a.startPtsMs, 'audio');
-    this.audio.push(a);
+    this.media.audio.push(a);
     this.content.offerAudio(a);
     this.scheduler.observe(a.startPtsMs + ms, 'audio');
     this.pollTriggers();
@@ -142,8 +106,7 @@ export class GenerationLoop {
     const prev = this.p;
     this.p = next;
     this.content.setParams(next);
-    if (next.max_frames !== prev.max_frames) this.frames.resize(next.max_frames);
-    if (next.audio_window_s !== prev.audio_window_s) this.audio.resize(next.audio_window_s);
+    this.media.setParams(prev, next);
     if (next.generate_every_s !== prev.generate_every_s) this.scheduler.setInterval(next.generate_every_s * 1000);
     this.outputs.setParams(next);
   }
@@ -157,20 +120,8 @@ export class GenerationLoop {
     return this.inflight !== undefined;
   }
 
-  get lastCycleOk(): boolean | undefined {
-    return this.lastOk;
-  }
-
-  get lastOutputAtMs(): number | undefined {
-    return this.lastOutputAt;
-  }
-
-  cyclesPerS(): number {
-    return this.cycleRate.rate();
-  }
-
   counters(): LoopCounters & ContentCounters & OutputCounters {
-    return { ...this.c, ...this.content.counters(), ...this.outputs.counters() };
+    return { ...this.stats.counters(), ...this.content.counters(), ...this.outputs.counters() };
   }
 
   /**
@@ -201,10 +152,9 @@ export class GenerationLoop {
 
   private followTimeline(ptsMs: number, track: 'video' | 'audio'): void {
     if (!this.scheduler.breaksWindow(ptsMs, track)) return;
-    this.c.media_discontinuities++;
+    this.stats.discontinuity();
     this.ports.log.info({ pts_ms: ptsMs, stream_time_ms: this.scheduler.streamTimeMs }, 'media timestamp discontinuity; buffers cleared');
-    this.frames.clear();
-    this.audio.clear();
+    this.media.clear();
     this.content.clear();
   }
 
@@ -219,34 +169,18 @@ export class GenerationLoop {
   private onDue(count: number): void {
     if (this.closed) return;
     const d = this.slot.due(count);
-    if (d.skipped > 0) this.skip(d.skipped);
+    if (d.skipped > 0) this.stats.skipped(d.skipped);
     if (d.launch) this.launch();
-  }
-
-  private skip(n: number): void {
-    this.skippedPending += n;
-    this.c.cycles_skipped += n;
-    metrics.cycles.inc({ stream_id: this.streamId, outcome: 'skipped' }, n);
-  }
-
-  private takeSkipped(): number {
-    const n = this.skippedPending;
-    this.skippedPending = 0;
-    return n;
   }
 
   private launch(): void {
     const startedAt = this.clock.now();
     const historyN = this.p.context_history;
     const now = this.scheduler.streamTimeMs;
-    if (now !== undefined) {
-      const maxAge = mediaMaxAgeMs(this.p);
-      this.c.frames_aged_out += this.frames.prune(now, maxAge);
-      this.audio.prune(now, maxAge);
-    }
-    const decision = this.content.beginCycle(now ?? 0, this.frames.snapshot(), Date.now());
+    if (now !== undefined) this.stats.agedOut(this.media.prune(now, this.p));
+    const decision = this.content.beginCycle(now ?? 0, this.media.frames.snapshot(), Date.now());
     if (decision.kind === 'unchanged') {
-      metrics.cycles.inc({ stream_id: this.streamId, outcome: 'unchanged' });
+      this.stats.unchanged();
       if (decision.record) this.ports.publish([decision.record]);
       return;
     }
@@ -254,46 +188,27 @@ export class GenerationLoop {
     if (trigger !== 'interval' && now !== undefined) this.scheduler.reanchor(now);
     const backend = this.ports.backend;
     const planned = planCycle(
-      { frames: decision.frames, audio: this.audio.snapshot() },
+      { frames: decision.frames, audio: this.media.audio.snapshot() },
       { params: this.outputs.planParams(this.p), capabilities: backend.capabilities, countTextTokens: (t) => backend.countTextTokens(t), history: this.history.last(historyN) },
     );
     if (planned.kind === 'empty') {
-      this.c.cycles_empty++;
-      metrics.cycles.inc({ stream_id: this.streamId, outcome: 'empty' });
+      this.stats.empty();
       return;
     }
     const cycle: CycleRef = { id: randomUUID(), seq: ++this.cycleSeq };
-    this.c.cycles_started++;
+    this.stats.started(planned.kind === 'plan' ? planned.plan : planned);
     this.content.started(cycle, planned.kind === 'plan' && planned.plan.frameCount > 0 ? decision.frames : []);
     if (planned.kind === 'error') {
       this.content.finished(cycle, false);
-      this.c.cycles_failed++;
-      this.lastOk = false;
-      this.c.frames_dropped_by_gating += planned.framesDropped;
-      this.c.frames_dropped_by_engine_limit += planned.framesDroppedByEngineLimit;
-      metrics.cycles.inc({ stream_id: this.streamId, outcome: 'error' });
+      this.stats.refused();
       this.ports.reportError(planned.code, planned.message, { cycle_id: cycle.id });
-      const rec = [
-        errorRecord(this.streamId, cycle, planned.code, planned.message, {
-          prompt: this.p.prompt,
-          ...(planned.window ? { window: planned.window } : {}),
-          stats: {
-            skipped_cycles: this.takeSkipped(),
-            records_dropped: 0, // stamped by the data channel as it queues the record
-            input_tokens: planned.estimate,
-            frames_dropped_by_gating: planned.framesDropped,
-            frames_dropped_by_engine_limit: planned.framesDroppedByEngineLimit,
-          },
-        }),
-      ];
+      const rec = [refusalRecord(this.streamId, cycle, planned, this.p.prompt, this.stats.takeSkipped())];
       this.content.stamp(rec, trigger);
       this.ports.publish(rec);
       return;
     }
     const plan = planned.plan;
     this.outputs.shape(plan);
-    this.c.frames_dropped_by_gating += plan.framesDropped;
-    this.c.frames_dropped_by_engine_limit += plan.framesDroppedByEngineLimit;
     const abort = new AbortController();
     const correctionN = historyN > 0 ? historyN : DEFAULT_CORRECTION_HISTORY;
     const promise = (async () => {
@@ -313,31 +228,17 @@ export class GenerationLoop {
       const result = finished.result;
       // Skips since the last record go on this cycle's first record that reports them.
       const first = result.records.find((r) => r.stats && 'skipped_cycles' in r.stats);
-      if (first) stampStat(first, 'skipped_cycles', this.takeSkipped());
+      if (first) stampStat(first, 'skipped_cycles', this.stats.takeSkipped());
       this.content.stamp(result.records, trigger);
       this.content.finished(cycle, result.outcome === 'ok');
       this.ports.publish([...result.records, ...finished.alerts]);
       if (result.remember) this.history.add(result.remember);
-      const outcome = result.outcome;
-      if (outcome === 'ok') {
-        this.c.cycles_completed++;
-        this.lastOk = true;
-        this.lastOutputAt = this.clock.now();
-        this.cycleRate.mark();
-        if (result.records.some((r) => r.type === 'correction')) this.c.corrections++;
-      } else if (outcome === 'aborted') {
-        this.c.cycles_aborted++;
-      } else {
-        this.c.cycles_failed++;
-        this.lastOk = false;
-        if (result.error) this.ports.reportError(result.error.code, result.error.message, { cycle_id: cycle.id });
-      }
-      metrics.cycles.inc({ stream_id: this.streamId, outcome });
-      metrics.cycleLatency.observe({ stream_id: this.streamId }, (this.clock.now() - startedAt) / 1000);
+      this.stats.finished(result.outcome, startedAt, result.records.some((r) => r.type === 'correction'));
+      if (result.outcome === 'error' && result.error) this.ports.reportError(result.error.code, result.error.message, { cycle_id: cycle.id });
     })()
       .catch((err: unknown) => {
         // runCycle turns model failures into records; reaching here is a bug, still never silent.
-        this.c.cycles_failed++;
+        this.stats.internalError();
         this.ports.reportError('internal', errorMessage(err), { cycle_id: cycle.id });
         this.ports.publish([errorRecord(this.streamId, cycle, 'internal', errorMessage(err))]);
       })
