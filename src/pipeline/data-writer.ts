@@ -9,11 +9,10 @@
  * oldest waiting items are dropped and counted (the counter is read by the next record).
  *
  * Droppable items (`enqueue(data, { droppable: true })`, the data channel's partial-text records) are
- * best effort: one still waiting is superseded by any later item (a newer partial, or the final record
- * it previews) — also when its segment failed and later items wait behind it — and past the bound
- * droppable items go before any other. They are counted apart
- * (`droppableDropped`, `onDroppableDropped`), never in `takeDropped()`, so they never push out or
- * delay a record that must arrive.
+ * best effort: superseded by any later item while they wait, first to go past the bound (the policy
+ * and the bookkeeping are item-queue.ts). They are counted apart (`droppableDropped`,
+ * `onDroppableDropped`), never in `takeDropped()`, so they never push out or delay a record that must
+ * arrive.
  *
  * Keepalive (optional `keepaliveMs`): go-livepeer's trickle server sweeps a channel whose last write
  * is older than 5 min, and the gateway stops the stream when its data channel goes. When nothing was
@@ -24,6 +23,8 @@
  */
 import type { Logger } from '../log.js';
 import { errorMessage } from '../errors.js';
+import { delay, within } from '../util/time.js';
+import { ItemQueue, type Drops } from './item-queue.js';
 
 /** What the writer needs from a trickle publisher (TricklePublisher satisfies it). */
 export interface SegmentSink {
@@ -70,18 +71,10 @@ export interface SegmentQueueStats {
   droppableDropped: number;
 }
 
-interface Item {
-  data: string;
-  bytes: number;
-  droppable?: boolean;
-}
-
 export class SegmentQueue {
   private readonly opts: Required<Omit<SegmentQueueOptions, 'logger' | 'onPublished' | 'onDropped' | 'onDroppableDropped' | 'onPublishError' | 'keepaliveMs'>> &
     SegmentQueueOptions;
-  private queue: Item[] = [];
-  private inflight: Item[] = [];
-  private bytes = 0;
+  private readonly items: ItemQueue;
   private timer: NodeJS.Timeout | undefined;
   private pumping: Promise<void> | undefined;
   private backoffMs: number;
@@ -103,6 +96,7 @@ export class SegmentQueue {
       retryMaxMs: 2000,
       ...opts,
     };
+    this.items = new ItemQueue(this.opts);
     this.backoffMs = this.opts.retryMinMs;
     this.armKeepalive();
   }
@@ -110,16 +104,10 @@ export class SegmentQueue {
   /** Queues one item (a whole JSON line for data; a whole event body for events). */
   enqueue(data: string, opts: { droppable?: boolean } = {}): void {
     if (this.closed) {
-      if (opts.droppable) this.countDroppableDrop(1);
-      else this.countDrop(1);
+      this.count(opts.droppable ? { dropped: 0, droppable: 1 } : { dropped: 1, droppable: 0 }, false);
       return;
     }
-    const item: Item = { data, bytes: Buffer.byteLength(data, 'utf8') };
-    if (opts.droppable) item.droppable = true;
-    this.dropWaitingDroppable(); // superseded by this item
-    this.queue.push(item);
-    this.bytes += item.bytes;
-    this.enforceBound();
+    this.count(this.items.push({ data, bytes: Buffer.byteLength(data, 'utf8'), ...(opts.droppable ? { droppable: true } : {}) }));
     this.schedule(this.closing ? 0 : this.opts.batchMs);
   }
 
@@ -132,8 +120,8 @@ export class SegmentQueue {
 
   stats(): SegmentQueueStats {
     return {
-      queued: this.queue.length + this.inflight.length,
-      queuedBytes: this.bytes,
+      queued: this.items.size,
+      queuedBytes: this.items.bytes,
       ...this.counters,
     };
   }
@@ -145,15 +133,10 @@ export class SegmentQueue {
   async close(timeoutMs = 5000): Promise<void> {
     if (this.closed) return;
     this.closing = true;
-    if (this.queue.length > 0 || this.inflight.length > 0) {
+    if (this.items.size > 0) {
       this.schedule(0);
       this.wake?.();
-      let timer: NodeJS.Timeout | undefined;
-      const deadline = new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, timeoutMs);
-      });
-      await Promise.race([this.drained(), deadline]);
-      clearTimeout(timer);
+      await within(this.drained(), timeoutMs);
     }
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
@@ -161,14 +144,10 @@ export class SegmentQueue {
     if (this.keepaliveTimer) clearTimeout(this.keepaliveTimer);
     this.keepaliveTimer = undefined;
     this.wake?.();
-    const leftItems = [...this.queue, ...this.inflight];
-    if (leftItems.length > 0) {
-      this.opts.logger?.warn({ left: leftItems.length }, 'closing with items still queued; counted as dropped');
-      this.queue = [];
-      this.bytes = 0;
-      const droppable = leftItems.filter((it) => it.droppable).length;
-      if (droppable > 0) this.countDroppableDrop(droppable);
-      if (leftItems.length - droppable > 0) this.countDrop(leftItems.length - droppable);
+    const left = this.items.clear();
+    if (left.dropped + left.droppable > 0) {
+      this.opts.logger?.warn({ left: left.dropped + left.droppable }, 'closing with items still queued; counted as dropped');
+      this.count(left, false);
     }
     try {
       await this.opts.sink.close();
@@ -178,63 +157,22 @@ export class SegmentQueue {
   }
 
   private async drained(): Promise<void> {
-    while (!this.closed && (this.queue.length > 0 || this.inflight.length > 0 || this.pumping)) {
-      await (this.pumping ?? new Promise<void>((r) => setTimeout(r, 5)));
+    while (!this.closed && (this.items.size > 0 || this.pumping)) {
+      await (this.pumping ?? delay(5));
     }
   }
 
-  private countDrop(n: number): void {
-    this.counters.dropped += n;
-    this.droppedSinceTake += n;
-    this.opts.onDropped?.(n);
-  }
-
-  private countDroppableDrop(n: number): void {
-    this.counters.droppableDropped += n;
-    this.opts.onDroppableDropped?.(n);
-  }
-
-  /** Drops every waiting droppable item (never one in flight): a later item supersedes them. */
-  private dropWaitingDroppable(): void {
-    const kept = this.queue.filter((it) => !it.droppable);
-    const n = this.queue.length - kept.length;
-    if (n === 0) return;
-    for (const it of this.queue) if (it.droppable) this.bytes -= it.bytes;
-    this.queue = kept;
-    this.countDroppableDrop(n);
-  }
-
-  /** Drops droppable items that have a later item behind them (after a failed batch is put back). */
-  private dropSupersededDroppable(): void {
-    const last = this.queue.length - 1;
-    const kept = this.queue.filter((it, i) => !it.droppable || i === last);
-    const n = this.queue.length - kept.length;
-    if (n === 0) return;
-    for (const [i, it] of this.queue.entries()) if (it.droppable && i !== last) this.bytes -= it.bytes;
-    this.queue = kept;
-    this.countDroppableDrop(n);
-  }
-
-  private overBound(): boolean {
-    return this.queue.length + this.inflight.length > this.opts.maxItems || this.bytes > this.opts.maxBytes;
-  }
-
-  private enforceBound(): void {
-    // Best-effort items go first (there is at most one waiting: each later item supersedes it), so a
-    // droppable item never pushes out another.
-    if (this.overBound()) this.dropWaitingDroppable();
-    let dropped = 0;
-    // In-flight items count toward the bound but cannot be pulled back mid-publish; drop among the
-    // waiting ones, oldest first, keeping at least the newest item.
-    while (this.queue.length > 1 && this.overBound()) {
-      const it = this.queue.shift()!;
-      this.bytes -= it.bytes;
-      if (it.droppable) this.countDroppableDrop(1);
-      else dropped++;
+  /** Counts drops once: must-arrive ones for the next record's `records_dropped`, droppable ones apart. */
+  private count(d: Drops, bound = true): void {
+    if (d.dropped > 0) {
+      if (bound) this.opts.logger?.warn({ dropped: d.dropped }, 'queue bound reached; oldest items dropped');
+      this.counters.dropped += d.dropped;
+      this.droppedSinceTake += d.dropped;
+      this.opts.onDropped?.(d.dropped);
     }
-    if (dropped > 0) {
-      this.opts.logger?.warn({ dropped }, 'queue bound reached; oldest items dropped');
-      this.countDrop(dropped);
+    if (d.droppable > 0) {
+      this.counters.droppableDropped += d.droppable;
+      this.opts.onDroppableDropped?.(d.droppable);
     }
   }
 
@@ -248,32 +186,17 @@ export class SegmentQueue {
       this.timer = undefined;
       this.pumping = this.pump().finally(() => {
         this.pumping = undefined;
-        if (this.queue.length > 0 && !this.closed) this.schedule(0);
+        if (this.items.hasWaiting && !this.closed) this.schedule(0);
       });
     }, delayMs);
   }
 
-  private takeBatch(): Item[] {
-    const batch: Item[] = [];
-    let size = 0;
-    while (this.queue.length > 0 && batch.length < this.opts.maxItemsPerSegment) {
-      const next = this.queue[0]!;
-      if (batch.length > 0 && size + next.bytes > this.opts.maxSegmentBytes) break;
-      batch.push(this.queue.shift()!);
-      size += next.bytes;
-    }
-    return batch;
-  }
-
   private async pump(): Promise<void> {
-    while (this.queue.length > 0 && !this.closed) {
-      this.inflight = this.takeBatch();
-      const body = this.inflight.map((i) => i.data).join('');
+    while (this.items.hasWaiting && !this.closed) {
+      const body = this.items.takeBatch().map((i) => i.data).join('');
       try {
         await this.opts.sink.publish(body);
-        const n = this.inflight.length;
-        for (const it of this.inflight) this.bytes -= it.bytes;
-        this.inflight = [];
+        const n = this.items.published();
         this.counters.published += n;
         this.counters.segments++;
         this.backoffMs = this.opts.retryMinMs;
@@ -283,11 +206,7 @@ export class SegmentQueue {
         this.counters.publishFailures++;
         this.opts.onPublishError?.(err);
         this.opts.logger?.debug({ err: errorMessage(err), retry_ms: this.backoffMs }, 'segment publish failed; will retry');
-        // Back to the head, in order; the bound is re-applied in case the outage let the queue grow.
-        this.queue.unshift(...this.inflight);
-        this.inflight = [];
-        this.dropSupersededDroppable(); // a droppable item that failed with later items behind it
-        this.enforceBound();
+        this.count(this.items.failed()); // back to the head, in order, bound re-applied
         if (this.closed) return;
         await this.sleep(this.backoffMs);
         this.backoffMs = Math.min(this.opts.retryMaxMs, this.backoffMs * 2);
@@ -311,7 +230,7 @@ export class SegmentQueue {
     if (this.closed || this.closing) return;
     // Records waiting or in flight are about to write anyway (or are retrying an outage, where a
     // keepalive would fail the same way); the countdown restarts after their publish.
-    if (this.pumping || this.timer || this.queue.length > 0) {
+    if (this.pumping || this.timer || this.items.hasWaiting) {
       this.armKeepalive();
       return;
     }
@@ -326,21 +245,15 @@ export class SegmentQueue {
       this.armKeepalive();
     })().finally(() => {
       this.pumping = undefined;
-      if (this.queue.length > 0 && !this.closed) this.schedule(0);
+      if (this.items.hasWaiting && !this.closed) this.schedule(0);
     });
   }
 
-  private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const t = setTimeout(() => {
-        this.wake = undefined;
-        resolve();
-      }, ms);
-      this.wake = () => {
-        clearTimeout(t);
-        this.wake = undefined;
-        resolve();
-      };
-    });
+  /** A backoff wait that close() cuts short (one wait at a time: the pump is the only sleeper). */
+  private async sleep(ms: number): Promise<void> {
+    const ac = new AbortController();
+    this.wake = () => ac.abort();
+    await delay(ms, ac.signal);
+    this.wake = undefined;
   }
 }
