@@ -42,6 +42,9 @@ test('a timestamp reset clears the buffers: no window spans both timelines (no n
   await h.feed(first, 50);
   await waitFor('records of the first timeline', () => h.generations().length >= 2, 20_000);
   await h.feed(second, 50);
+  // The due points the second timeline passed while a first-timeline cycle still ran are its catch-up;
+  // ending the input before that cycle started would leave nothing to check (a busy machine).
+  await waitFor('a record of the second timeline', () => (h.generations() as unknown as Gen[]).some((g) => g.window.end_ms < 10_000), 20_000);
   await h.endInput();
   await h.session.done;
   const gens = h.generations() as unknown as Gen[];
@@ -58,7 +61,9 @@ test('audio-only TS (ffmpeg releases audio in bursts): one record per generate_e
   const segs = await makeTestSegments({ durationS: 10, audio: 'aac', noVideo: true, gopS: 1 });
   const h = await startPipelineHarness({ backend, params: { generate_every_s: 0.5, audio_window_s: 1, modality: 'audio' }, noOutput: true });
   t.after(() => h.close());
-  await h.feed(segs, 100);
+  // Twice real time: each 0.5 s cycle has 250 ms of wall time, which a loaded 2-core machine still
+  // gives it; faster feeding would make a slow cycle, not the audio bursts, the cause of a skip.
+  await h.feed(segs, 500);
   await h.endInput();
   await h.session.done;
   const c = h.session.status().counters;
