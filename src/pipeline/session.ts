@@ -4,7 +4,7 @@
  *   MediaInput (media-input.ts)  input subscriber → passthrough relay (+ its output publisher) + sampler
  *   GenerationLoop (loop.ts)     buffers, stream-time trigger, single flight, cycles → records
  *   DataChannel (data-channel.ts) records → NDJSON segments on the data channel, bounded and retried
- *   EventsWriter (events.ts)     heartbeats, status and error events
+ *   StreamTelemetry (telemetry.ts) events channel: heartbeats, status, errors (each logged once), last error
  *   ControlReader (control.ts)   params updates from the control channel
  *   ParamsStore (params-store.ts) the params in force and their update path
  * Implements the StreamSession contract (types.ts) that the control API drives. A committed params
@@ -16,18 +16,16 @@
  * over and never rejects.
  */
 import type { StreamParams } from '../config/params.js';
-import { AppError, errorCode, errorMessage, type ErrorCode } from '../errors.js';
+import { AppError, errorCode, errorMessage } from '../errors.js';
 import { childLogger, type Logger } from '../log.js';
 import type { ModelBackend } from '../model/backend.js';
-import { TricklePublisher } from '../trickle/publisher.js';
 import { TrickleSubscriber } from '../trickle/subscriber.js';
 import { ControlReader, type ControlMessage } from './control.js';
 import { DataChannel } from './data-channel.js';
 import { GenerationLoop } from './loop.js';
 import { MediaInput } from './media-input.js';
-import { EventsWriter } from './events.js';
 import { ParamsStore, type ParamsChange } from './params-store.js';
-import { statusEventFields, type StatusInputs } from './status.js';
+import { StreamTelemetry } from './telemetry.js';
 import { assertBackendSupports } from './structured.js';
 import type { SessionDeps, SessionFactory, StreamEnd, StreamSession, StreamStartConfig, StreamStatusSnapshot } from './types.js';
 
@@ -47,7 +45,7 @@ export class PipelineSession implements StreamSession {
 
   private media: MediaInput | undefined;
   private data: DataChannel | undefined;
-  private events: EventsWriter | undefined;
+  private readonly telemetry: StreamTelemetry;
   private control: ControlReader | undefined;
 
   private started = false;
@@ -55,11 +53,9 @@ export class PipelineSession implements StreamSession {
   private ending: Promise<void> | undefined;
   private resolveDone!: (end: StreamEnd) => void;
 
-  private firstOutputSent = false;
   private endReason: StreamEnd['reason'] | undefined;
 
   private readonly startedAtMs = Date.now();
-  private lastError: { atMs: number; code: ErrorCode; message: string } | undefined;
 
   constructor(cfg: StreamStartConfig, deps: SessionDeps) {
     this.cfg = cfg;
@@ -69,14 +65,41 @@ export class PipelineSession implements StreamSession {
     // Control-channel updates get the same backend check as HTTP ones (the runner's).
     this.store = new ParamsStore(cfg.params, cfg.extraParams, (p) => assertBackendSupports(p, this.backend.capabilities));
     this.log = (deps.logger ?? childLogger('pipeline')).child({ stream_id: cfg.streamId });
+    const c = cfg;
+    // Reads the stream's state when a heartbeat or status goes out, not when it was last pushed.
+    this.telemetry = new StreamTelemetry({
+      streamId: cfg.streamId,
+      eventsUrl: cfg.eventsUrl,
+      heartbeatMs: deps.heartbeatMs ?? 10_000,
+      heartbeat: () => ({
+        urls: { subscribe: c.subscribeUrl ?? '', publish: c.publishUrl ?? '', control: c.controlUrl ?? '', events: c.eventsUrl ?? '', data: c.dataUrl ?? '' },
+        dimensions: {
+          width: this.store.current.width ?? this.media?.lastFrameDims?.width ?? 0,
+          height: this.store.current.height ?? this.media?.lastFrameDims?.height ?? 0,
+        },
+        fps: this.fps(),
+      }),
+      statusInputs: () => ({
+        streamId: this.streamId,
+        running: this.running,
+        ended: this.endReason,
+        startedAtMs: this.startedAtMs,
+        lastInputAtMs: this.media?.lastInputAtMs,
+        lastOutputAtMs: this.loop.stats.lastOutputAtMs,
+        lastCycleOk: this.loop.stats.lastCycleOk,
+        lastParamsUpdateAtMs: this.store.lastUpdateAtMs,
+        inputFps: this.fps().ingress_video_fps,
+        cyclesPerS: this.loop.stats.cyclesPerS(),
+        params: this.store.current,
+        counters: this.status().counters,
+      }),
+      log: this.log,
+    });
     this.loop = new GenerationLoop(cfg.streamId, cfg.params, {
       backend: this.backend,
       publish: (records) => this.data?.publish(records),
-      reportError: (code, message, fields) => this.emitError(code, message, fields),
-      alert: (fields) => {
-        this.log.info({ rule: fields.rule, cycle_id: fields.cycle_id }, 'alert rule fired');
-        this.events?.emit('alert', fields);
-      },
+      reportError: (code, message, fields) => this.telemetry.error(code, message, fields),
+      alert: (fields) => this.telemetry.alert(fields),
       log: this.log,
     });
     this.done = new Promise<StreamEnd>((resolve) => {
@@ -108,9 +131,9 @@ export class PipelineSession implements StreamSession {
         batchMs: this.deps.dataBatchMs,
         keepaliveMs: this.deps.dataKeepaliveMs,
         log: this.log,
-        onError: (code, message, fields) => this.emitError(code, message, fields),
+        onError: (code, message, fields) => this.telemetry.error(code, message, fields),
         onPublished: () => {
-          if (!c.publishUrl) this.noteFirstOutput();
+          if (!c.publishUrl) this.telemetry.firstOutput();
         },
       });
     } else {
@@ -118,30 +141,7 @@ export class PipelineSession implements StreamSession {
     }
     if (this.store.current.max_frames > this.backend.capabilities.maxImages) this.warnEngineLimit();
 
-    if (c.eventsUrl) {
-      this.events = new EventsWriter({
-        sink: new TricklePublisher({ url: c.eventsUrl, mimeType: 'application/json', logger: this.log.child({ channel: 'events' }) }),
-        streamId: this.streamId,
-        heartbeatMs: this.deps.heartbeatMs ?? 10_000,
-        heartbeat: () => ({
-          urls: {
-            subscribe: c.subscribeUrl ?? '',
-            publish: c.publishUrl ?? '',
-            control: c.controlUrl ?? '',
-            events: c.eventsUrl ?? '',
-            data: c.dataUrl ?? '',
-          },
-          dimensions: {
-            width: this.store.current.width ?? this.media?.lastFrameDims?.width ?? 0,
-            height: this.store.current.height ?? this.media?.lastFrameDims?.height ?? 0,
-          },
-          fps: this.fps(),
-        }),
-        onTick: () => this.emitStatus(),
-        logger: this.log.child({ channel: 'events' }),
-      });
-      this.events.start();
-    }
+    this.telemetry.start();
 
     if (c.controlUrl) {
       const url = c.controlUrl;
@@ -164,9 +164,9 @@ export class PipelineSession implements StreamSession {
         log: this.log,
         onFrame: (f) => this.loop.pushFrame(f),
         onAudio: (a) => this.loop.pushAudio(a),
-        onError: (code, message, fields) => this.emitError(code, message, fields),
-        onFirstInput: () => this.events?.emit('receive_first_ingest_segment'),
-        onFirstOutput: () => this.noteFirstOutput(),
+        onError: (code, message, fields) => this.telemetry.error(code, message, fields),
+        onFirstInput: () => this.telemetry.event('receive_first_ingest_segment'),
+        onFirstOutput: () => this.telemetry.firstOutput(),
       });
       this.media = media;
       media.run().then(
@@ -182,7 +182,7 @@ export class PipelineSession implements StreamSession {
   }
 
   async stop(reason: StreamEnd['reason']): Promise<void> {
-    if (reason === 'stopped' && this.running && !this.ending) this.events?.emit('stream_stopped');
+    if (reason === 'stopped' && this.running && !this.ending) this.telemetry.event('stream_stopped');
     await this.end(reason);
   }
 
@@ -192,7 +192,7 @@ export class PipelineSession implements StreamSession {
       ...this.media?.counters(),
       ...this.data?.counters(),
       ...this.store.counters(),
-      ...this.eventCounters(),
+      ...this.telemetry.counters(),
       cycles_in_flight: this.loop.inFlight ? 1 : 0,
     };
     return {
@@ -208,12 +208,6 @@ export class PipelineSession implements StreamSession {
 
   // ---- internals ----
 
-  private eventCounters(): Record<string, number> {
-    if (!this.events) return {};
-    const s = this.events.stats();
-    return { events_published: s.published, events_dropped: s.dropped };
-  }
-
   private fps(): StreamStatusSnapshot['fps'] {
     return this.media?.fps() ?? { ingress_video_fps: 0, ingress_audio_fps: 0, egress_video_fps: 0, egress_audio_fps: 0 };
   }
@@ -225,40 +219,6 @@ export class PipelineSession implements StreamSession {
     );
   }
 
-  private noteFirstOutput(): void {
-    if (this.firstOutputSent) return;
-    this.firstOutputSent = true;
-    this.events?.emit('send_first_processed_segment');
-  }
-
-  private emitError(code: ErrorCode, message: string, fields: Record<string, unknown> = {}): void {
-    this.lastError = { atMs: Date.now(), code, message };
-    this.log.warn({ code, err: message, ...fields }, 'stream error');
-    this.events?.emit('error', { error: { code, message }, message, ...fields });
-  }
-
-  private statusInputs(): StatusInputs {
-    return {
-      streamId: this.streamId,
-      running: this.running,
-      ended: this.endReason,
-      startedAtMs: this.startedAtMs,
-      lastInputAtMs: this.media?.lastInputAtMs,
-      lastOutputAtMs: this.loop.stats.lastOutputAtMs,
-      lastCycleOk: this.loop.stats.lastCycleOk,
-      lastParamsUpdateAtMs: this.store.lastUpdateAtMs,
-      lastError: this.lastError,
-      inputFps: this.fps().ingress_video_fps,
-      cyclesPerS: this.loop.stats.cyclesPerS(),
-      params: this.store.current,
-      counters: this.status().counters,
-    };
-  }
-
-  private emitStatus(): void {
-    this.events?.emit('status', statusEventFields(this.statusInputs()), 'ai_stream_status');
-  }
-
   /** Puts committed params to work: the sampler and the loop follow; the change is announced. */
   private apply(ch: ParamsChange & { kind: 'changed' }): void {
     const { prev, next } = ch;
@@ -267,13 +227,13 @@ export class PipelineSession implements StreamSession {
     // Last: a shorter cadence may make a cycle due right now, and that cycle must see the new params.
     this.loop.setParams(next);
     this.log.info({ changed: ch.changed }, 'parameters updated');
-    this.events?.emit('params_updated', { ...ch.event });
+    this.telemetry.event('params_updated', { ...ch.event });
   }
 
   private onControl(m: ControlMessage): void {
     if (!this.running || this.ending) return;
     const ch = this.store.fromControl(m, Date.now());
-    if (ch.kind === 'refused') this.emitError(ch.code, ch.message, { source: 'control', seq: ch.seq });
+    if (ch.kind === 'refused') this.telemetry.error(ch.code, ch.message, { source: 'control', seq: ch.seq });
     else this.apply(ch);
   }
 
@@ -286,7 +246,7 @@ export class PipelineSession implements StreamSession {
     let error: AppError | undefined;
     if (reason === 'error') {
       error = err instanceof AppError ? err : new AppError(errorCode(err), errorMessage(err), { cause: err });
-      this.emitError(error.code, error.message, { source: 'stream' });
+      this.telemetry.error(error.code, error.message, { source: 'stream' });
     }
     this.endReason = reason;
     this.log.info({ reason }, 'stream session ending');
@@ -300,10 +260,7 @@ export class PipelineSession implements StreamSession {
     if (this.control) closers.push(this.control.close());
     if (this.data) closers.push(this.data.close(flushMs));
     await Promise.all(closers);
-    if (this.events) {
-      this.emitStatus();
-      await this.events.close(flushMs);
-    }
+    await this.telemetry.close(flushMs);
     this.log.info({ reason, counters: this.status().counters }, 'stream session ended');
     this.resolveDone(error ? { reason, error } : { reason });
   }
