@@ -13,11 +13,11 @@
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MediaError } from './errors.js';
 import { DEFAULT_SAMPLER_SETTINGS, MediaSampler } from './sampler.js';
-import { mediaCacheDir, runFfmpeg, splitIntoSegments } from './test-source.js';
+import { exists, mediaCacheDir, runFfmpeg, splitIntoSegments } from './test-source.js';
 import type { AudioChunk, SampledFrame, SamplerSettings } from './types.js';
 
 /** `static`: a test card or colour that never changes; `moving`: testsrc2 (moving shapes, a counter). */
@@ -168,15 +168,6 @@ async function firstPtsMs(path: string): Promise<number> {
   const s = await run('ffprobe', ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'stream=start_time', '-of', 'csv=p=0', path]);
   // MPEG-TS lists the stream once per program as well: the first line is enough.
   return Math.round(Number(s.trim().split(/\s+/)[0]!.replace(/,$/, '')) * 1000);
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 export interface DecodedClip {

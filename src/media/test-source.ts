@@ -173,7 +173,8 @@ export function generateTestStream(opts: TestStreamOptions): Promise<string> {
   return p;
 }
 
-async function exists(path: string): Promise<boolean> {
+/** Whether a file exists (cache checks of the test-media generators). */
+export async function exists(path: string): Promise<boolean> {
   try {
     await stat(path);
     return true;
