@@ -1,8 +1,9 @@
 /**
  * The records column: one list item per data-channel record, in arrival order, newest at the bottom.
  * Known types get their own rendering (generation, partial text that is replaced by its cycle's
- * generation, correction striking the text it rewrites, error); any other type (alert, future ones)
- * is shown generically with its type and its most text-like field. Each item carries data-type,
+ * generation, correction striking the text it rewrites, error, alert as `rule: match`, an unchanged
+ * cycle as one line naming the cycle it repeats); a generation that ran early says why (its
+ * `trigger`); any other type is shown generically with its type and its most text-like field. Each item carries data-type,
  * data-cycle-seq and data-cycle-id. At most MAX_ITEMS stay in the list (the oldest go).
  */
 const MAX_ITEMS = 200;
@@ -51,7 +52,18 @@ export class RecordList {
         if (total !== undefined) meta.push(`total ${Math.round(total)} ms`);
         const out = num(usage.completion_tokens);
         if (out !== undefined) meta.push(`${out} tokens`);
+        const trigger = str(rec.trigger);
+        if (trigger && trigger !== 'interval') meta.push(trigger.replace('_', ' '));
         if (rec.truncated === true) meta.push('truncated');
+        break;
+      }
+      case 'alert': {
+        text = `${str(rec.rule) ?? 'alert'}: ${str(rec.match) ?? str(rec.message) ?? ''}`;
+        break;
+      }
+      case 'unchanged': {
+        const skipped = num(stats.unchanged_cycles);
+        text = `nothing new since cycle ${seq ?? '?'}${skipped !== undefined ? ` (${skipped} cycle${skipped === 1 ? '' : 's'} skipped)` : ''}`;
         break;
       }
       case 'correction': {
