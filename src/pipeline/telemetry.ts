@@ -23,7 +23,7 @@ export interface StreamTelemetryOptions {
   log: Logger;
 }
 
-export type LastError = { atMs: number; code: ErrorCode; message: string };
+export type LastError = NonNullable<StatusInputs['lastError']>;
 
 export class StreamTelemetry {
   private events: EventsWriter | undefined;
@@ -84,7 +84,7 @@ export class StreamTelemetry {
     this.events?.emit('status', statusEventFields(this.inputs()), 'ai_stream_status');
   }
 
-  inputs(): StatusInputs {
+  private inputs(): StatusInputs {
     return { ...this.o.statusInputs(), lastError: this.last };
   }
 
