@@ -11,8 +11,8 @@
  *   release;
  * - `retryable` says whether the same thing may succeed later without anyone changing anything (the
  *   runner retries those itself where it can); `action` says what an operator should do;
- * - `http` is the status a code answers with where it reaches the control API (documentation: each
- *   error class stamps it; ModelError reads it from here).
+ * - `http` is the status a code answers with where it reaches the control API: src/server/http-status.ts
+ *   maps every error to it there (no error picks its own status; a code without one answers 500).
  * This module imports nothing, so every layer may use it.
  */
 

@@ -1,6 +1,7 @@
 /**
  * Typed errors shared by every module. Each carries a stable, machine-readable `code` (used in logs,
- * error records on the data channel and events) and, where it surfaces over HTTP, a status.
+ * error records on the data channel and events). No error picks an HTTP status: the control API maps
+ * the code to the registry's status at the edge (src/server/http-status.ts).
  * Modules subclass AppError rather than throwing bare Errors for conditions callers act on.
  * Every code is registered in src/error-codes.ts (`ErrorCode`): an unregistered one does not compile.
  */
@@ -10,20 +11,18 @@ export { ERROR_CODES, isErrorCode, type ErrorCode } from './error-codes.js';
 
 export class AppError extends Error {
   readonly code: ErrorCode;
-  readonly httpStatus: number;
 
-  constructor(code: ErrorCode, message: string, options?: { httpStatus?: number; cause?: unknown }) {
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
     this.code = code;
-    this.httpStatus = options?.httpStatus ?? 500;
   }
 }
 
 /** The client sent something the server cannot accept (4xx). */
 export class BadRequestError extends AppError {
-  constructor(message: string, code: ErrorCode = 'bad_request', httpStatus = 400) {
-    super(code, message, { httpStatus });
+  constructor(message: string, code: ErrorCode = 'bad_request') {
+    super(code, message);
   }
 }
 
@@ -32,9 +31,7 @@ export class ParamsValidationError extends AppError {
   readonly issues: ReadonlyArray<{ path: string; message: string }>;
 
   constructor(issues: ReadonlyArray<{ path: string; message: string }>) {
-    super('invalid_params', issues.map((i) => (i.path ? `${i.path}: ${i.message}` : i.message)).join('; '), {
-      httpStatus: 400,
-    });
+    super('invalid_params', issues.map((i) => (i.path ? `${i.path}: ${i.message}` : i.message)).join('; '));
     this.issues = issues;
   }
 }

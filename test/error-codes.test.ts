@@ -10,6 +10,9 @@ import { readFileSync } from 'node:fs';
 import { AppError, BadRequestError, ERROR_CODES, errorCode, isErrorCode } from '../src/errors.js';
 import { ERROR_CODES_DOC_PATH, renderErrorCodesDoc } from '../src/error-codes-doc.js';
 import { ModelError } from '../src/model/errors.js';
+import { httpStatusOf, isClientError } from '../src/server/http-status.js';
+import { StreamNotFoundError } from '../src/server/runner.js';
+import { TrickleError } from '../src/trickle/errors.js';
 import { MediaError } from '../src/media/errors.js';
 import { errorRecord } from '../src/pipeline/cycle.js';
 
@@ -34,9 +37,13 @@ describe('error-code registry', () => {
     }
   });
 
-  it('gives model errors the HTTP status the registry lists', () => {
-    assert.equal(new ModelError('engine_timeout', 't').httpStatus, 504);
-    assert.equal(new ModelError('context_length_exceeded', 't').httpStatus, 400);
+  it('maps an error to the HTTP status the registry lists for its code, at the edge', () => {
+    assert.equal(httpStatusOf(new ModelError('engine_timeout', 't')), 504);
+    assert.equal(httpStatusOf(new ModelError('context_length_exceeded', 't')), 400);
+    assert.equal(httpStatusOf(new StreamNotFoundError('x')), 404);
+    assert.equal(httpStatusOf(new TrickleError('trickle_http_error', 'x')), 500, 'no listed status: our fault');
+    assert.equal(httpStatusOf(new Error('plain')), 500);
+    assert.equal(isClientError(new BadRequestError('bad', 'invalid_json')), true);
     assert.equal(new BadRequestError('bad').code, 'bad_request');
   });
 

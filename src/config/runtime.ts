@@ -48,7 +48,7 @@ export class ConfigError extends AppError {
       issues.length === 1
         ? (issues[0]?.message ?? '')
         : `invalid configuration (${issues.length} problems):\n${issues.map((i) => `  - ${i.message}`).join('\n')}`;
-    super('invalid_config', message, { httpStatus: 400 });
+    super('invalid_config', message);
     this.issues = issues;
   }
 }

@@ -70,7 +70,7 @@ export interface BackendConfig {
 }
 
 function invalid(message: string): AppError {
-  return new AppError('invalid_config', message, { httpStatus: 400 });
+  return new AppError('invalid_config', message);
 }
 
 function checkDtypeValue(v: string, where: string): void {

@@ -2,7 +2,7 @@
  * Typed errors for the model layer. Every failure a backend can surface maps to one stable code so the
  * generation loop (and /health) can say what went wrong without parsing engine-specific text.
  */
-import { AppError, ERROR_CODES, type ErrorCode } from '../errors.js';
+import { AppError, type ErrorCode } from '../errors.js';
 
 /** The model layer's codes; what each means, its HTTP status and what to do: src/error-codes.ts. */
 export type ModelErrorCode = Extract<
@@ -27,7 +27,7 @@ export class ModelError extends AppError {
   readonly engineStatus: number | undefined;
 
   constructor(code: ModelErrorCode, message: string, options?: { cause?: unknown; engineStatus?: number }) {
-    super(code, message, { httpStatus: ERROR_CODES[code].http, cause: options?.cause });
+    super(code, message, { cause: options?.cause });
     this.engineStatus = options?.engineStatus;
   }
 }

@@ -13,7 +13,7 @@ import { TransformersBackend } from './transformers.js';
 export { parseDtype, type BackendConfig, type BackendKind };
 
 function invalid(message: string): AppError {
-  return new AppError('invalid_config', message, { httpStatus: 400 });
+  return new AppError('invalid_config', message);
 }
 
 export function createBackend(cfg: BackendConfig): ModelBackend {

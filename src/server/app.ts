@@ -19,6 +19,7 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { timingSafeEqual } from 'node:crypto';
 import { AppError, errorCode, errorMessage } from '../errors.js';
+import { httpStatusOf, isClientError } from './http-status.js';
 import type { Logger } from '../log.js';
 import { registry } from '../metrics.js';
 import type { ModelBackend } from '../model/backend.js';
@@ -130,7 +131,7 @@ export async function buildServer(opts: ServerOptions): Promise<ControlServer> {
     if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
       return reply.code(413).send(errorBody(`Request body too large (limit ${bodyLimit} bytes)`));
     }
-    if (err instanceof AppError) return reply.code(err.httpStatus).send(errorBody(err.message, { code: err.code }));
+    if (err instanceof AppError) return reply.code(httpStatusOf(err)).send(errorBody(err.message, { code: err.code }));
     const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
     if (status === 500) req.log.error({ err }, 'unhandled error');
     return reply.code(status).send(errorBody(err.message));
@@ -157,13 +158,13 @@ export async function buildServer(opts: ServerOptions): Promise<ControlServer> {
         warnings,
       });
     } catch (err) {
-      if (err instanceof AppError && err.httpStatus === 503) {
+      if (err instanceof AppError && httpStatusOf(err) === 503) {
         return reply.code(503).send(errorBody(err.message, { current_state: currentState() }));
       }
       if (err instanceof AppError && err.code === 'stream_already_running') {
         return reply.code(409).send(errorBody(err.message, { code: err.code, current_state: currentState() }));
       }
-      const status = err instanceof AppError && err.httpStatus < 500 ? err.httpStatus : 400;
+      const status = isClientError(err) ? httpStatusOf(err) : 400;
       return reply.code(status).send(errorBody(`Error starting stream: ${errorMessage(err)}`, { current_state: currentState() }));
     }
   }
@@ -187,10 +188,10 @@ export async function buildServer(opts: ServerOptions): Promise<ControlServer> {
     } catch (err) {
       if (err instanceof AppError && err.code === 'no_active_stream') return reply.code(400).send(errorBody(err.message));
       if (err instanceof AppError && (err.code === 'stream_not_found' || err.code === 'stream_id_required')) {
-        return reply.code(err.httpStatus).send(errorBody(err.message, { code: err.code }));
+        return reply.code(httpStatusOf(err)).send(errorBody(err.message, { code: err.code }));
       }
       // Bad input (bad JSON, content type, validation) is the caller's 400; a failing apply is our 500.
-      const status = err instanceof AppError && err.httpStatus < 500 ? 400 : 500;
+      const status = isClientError(err) ? 400 : 500;
       return reply.code(status).send(errorBody(`Parameter update failed: ${errorMessage(err)}`));
     }
   }
@@ -212,7 +213,7 @@ export async function buildServer(opts: ServerOptions): Promise<ControlServer> {
       return reply.send({ status: 'success', message: 'Stream stopped successfully' });
     } catch (err) {
       if (err instanceof AppError && err.code === 'no_active_stream') return reply.code(400).send(errorBody(err.message));
-      if (err instanceof AppError && err.httpStatus < 500) return reply.code(err.httpStatus).send(errorBody(err.message, { code: err.code }));
+      if (err instanceof AppError && isClientError(err)) return reply.code(httpStatusOf(err)).send(errorBody(err.message, { code: err.code }));
       return reply.code(500).send(errorBody(`Error stopping stream: ${errorMessage(err)}`));
     }
   }

@@ -31,31 +31,31 @@ import { assertBackendSupports } from '../pipeline/structured.js';
 
 export class PipelineBusyError extends AppError {
   constructor(message: string) {
-    super('pipeline_unavailable', message, { httpStatus: 503 });
+    super('pipeline_unavailable', message);
   }
 }
 
 export class NoActiveStreamError extends AppError {
   constructor(message: string) {
-    super('no_active_stream', message, { httpStatus: 400 });
+    super('no_active_stream', message);
   }
 }
 
 export class StreamNotFoundError extends AppError {
   constructor(message: string) {
-    super('stream_not_found', message, { httpStatus: 404 });
+    super('stream_not_found', message);
   }
 }
 
 export class StreamAlreadyRunningError extends AppError {
   constructor(message: string) {
-    super('stream_already_running', message, { httpStatus: 409 });
+    super('stream_already_running', message);
   }
 }
 
 export class StreamIdRequiredError extends AppError {
   constructor(message: string) {
-    super('stream_id_required', message, { httpStatus: 400 });
+    super('stream_id_required', message);
   }
 }
 
@@ -195,7 +195,7 @@ export class Runner {
       await session.start();
     } catch (err) {
       this.starting.delete(streamId);
-      throw new AppError('stream_start_failed', errorMessage(err), { httpStatus: 400, cause: err });
+      throw new AppError('stream_start_failed', errorMessage(err), { cause: err });
     }
     this.starting.delete(streamId);
     this.entries.set(streamId, { session, config });
@@ -236,7 +236,8 @@ export class Runner {
       session.updateParams(parsed.params, parsed.changed, raw as Record<string, unknown>);
     } catch (err) {
       this.log.warn({ stream_id: session.streamId, err: errorMessage(err) }, 'parameter update failed');
-      throw new AppError(errorCode(err), errorMessage(err), { httpStatus: 500, cause: err });
+      // applying is our side: whatever the cause's code, the caller sees a server fault
+      throw new AppError('internal', errorMessage(err), { cause: err });
     }
     return { params: parsed.params, ignored: parsed.ignored };
   }

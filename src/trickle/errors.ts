@@ -35,7 +35,7 @@ export class TrickleError extends AppError {
     message: string,
     options?: { status?: number; body?: string; cause?: unknown },
   ) {
-    super(code, message, { httpStatus: 502, cause: options?.cause });
+    super(code, message, { cause: options?.cause });
     this.status = options?.status;
     this.body = options?.body;
   }

@@ -7,6 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import type { GenerateEvent, GenerateRequest, ImageInput } from '../../src/model/backend.js';
 import { ModelError } from '../../src/model/errors.js';
 import { OpenAIBackend, type OpenAIBackendOptions } from '../../src/model/openai.js';
+import { httpStatusOf } from '../../src/server/http-status.js';
 import { pino } from 'pino';
 import { closedPort, fakeEngineReply, startFakeEngine, testJpeg, tone, type FakeEngine } from '../helpers/model.js';
 
@@ -305,7 +306,7 @@ describe('OpenAIBackend and the engine context length (fake engine reporting max
       const sent = engine.chatBodies().length;
       const err = await failure(collect(b.generate(req({ images: frames(7), maxNewTokens: 256 }))));
       assert.equal(err.code, 'context_length_exceeded');
-      assert.equal(err.httpStatus, 400);
+      assert.equal(httpStatusOf(err), 400, 'a caller\'s 400 where it reaches the control API');
       assert.match(err.message, /max_model_len 2048/);
       assert.match(err.message, /max_new_tokens 256/);
       assert.match(err.message, /lower max_new_tokens or max_input_tokens/);

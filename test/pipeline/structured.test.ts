@@ -7,6 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { OUTPUT_PRESETS } from '../../src/config/output-params.js';
+import { httpStatusOf } from '../../src/server/http-status.js';
 import { parseStartParams } from '../../src/config/params.js';
 import { rootLogger } from '../../src/log.js';
 import type { BackendCapabilities } from '../../src/model/backend.js';
@@ -57,7 +58,7 @@ test('the backend check goes by declared capability: refused without constrained
   assert.equal(backendSupportProblem(params({}), INPROC), undefined);
   assert.match(backendSupportProblem(params({ output_schema: 'scene' }), INPROC) ?? '', /cannot constrain decoding/);
   assert.equal(backendSupportProblem(params({ output_schema: 'scene', output_schema_best_effort: true }), INPROC), undefined);
-  assert.throws(() => assertBackendSupports(params({ output_schema: 'scene' }), INPROC), (e: Error & { httpStatus?: number }) => e.httpStatus === 400 && /^output_schema: /.test(e.message));
+  assert.throws(() => assertBackendSupports(params({ output_schema: 'scene' }), INPROC), (e: Error) => httpStatusOf(e) === 400 && /^output_schema: /.test(e.message));
 });
 
 test('bad schemas are a 400 naming the field: unknown keywords, remote refs, unsafe patterns, size', () => {
