@@ -41,6 +41,7 @@ import {
 import { DEFAULT_AUDIO_PAD_SAMPLES, encodeWavPcm16 } from './audio.js';
 import { DEFAULT_OPENAI_MODEL, DEFAULT_REQUEST_TIMEOUT_MS, DEFAULT_WARMUP_DEADLINE_MS } from './defaults.js';
 import { ModelAbortError, ModelError } from './errors.js';
+import { measureGeneration, type RawEvent } from './measure.js';
 import { fitMedia } from './request.js';
 
 export interface OpenAIBackendOptions {
@@ -384,9 +385,14 @@ export class OpenAIBackend implements ModelBackend {
     return { messages, droppedImages: media.droppedImages, droppedAudio: media.droppedAudio };
   }
 
-  async *generate(req: GenerateRequest): AsyncGenerator<GenerateEvent> {
+  /** Timings, abort and the one `done` come from measure.ts; what the engine said comes from exchange(). */
+  generate(req: GenerateRequest): AsyncGenerator<GenerateEvent> {
+    return measureGeneration(this.exchange(req), { signal: req.signal });
+  }
+
+  /** One request to the engine as raw events; maps every failure to the ModelError that says why. */
+  private async *exchange(req: GenerateRequest): AsyncGenerator<RawEvent> {
     const signal = req.signal;
-    if (signal?.aborted) throw new ModelAbortError(signal.reason);
     const t0 = performance.now();
     const { messages, droppedImages, droppedAudio } = this.buildMessages(req);
     if (droppedImages > 0 || droppedAudio) this.log.warn({ dropped_images: droppedImages, dropped_audio: droppedAudio }, 'request thinned to the engine capabilities');
@@ -405,6 +411,7 @@ export class OpenAIBackend implements ModelBackend {
     const timeoutError = (cause?: unknown) =>
       new ModelError('engine_timeout', `engine at ${this.baseURL} did not finish within ${this.timeoutMs} ms`, { cause });
     const fail = (err: unknown, midStream = false): ModelError => {
+      // Our own abort breaks the socket: not a timeout, not an unreachable engine.
       if (signal?.aborted) return new ModelAbortError(signal.reason);
       if (timedOut) return this.noteTimeout(timeoutError(err));
       if (midStream && err instanceof OpenAI.APIConnectionError) {
@@ -432,12 +439,10 @@ export class OpenAIBackend implements ModelBackend {
       ...(s.topK !== undefined ? { top_k: s.topK } : {}), // vLLM/SGLang extension
       ...(req.responseFormat ? { response_format: responseFormatBody(req.responseFormat) } : {}),
     };
-    const sentAt = performance.now();
-    let text = '';
     let usage: Usage = {};
     let finishReason: string | undefined;
-    let firstTokenMs: number | undefined;
     try {
+      yield { type: 'sent', encodeMs };
       if (this.stream) {
         const stream = await this.client.chat.completions
           .create({ ...body, stream: true, stream_options: { include_usage: true } }, { signal: ctl.signal })
@@ -450,11 +455,7 @@ export class OpenAIBackend implements ModelBackend {
             const choice = chunk.choices[0];
             if (choice?.finish_reason) finishReason = choice.finish_reason;
             const delta = choice?.delta?.content;
-            if (delta) {
-              firstTokenMs ??= performance.now() - sentAt;
-              text += delta;
-              yield { type: 'delta', text: delta };
-            }
+            if (delta) yield { type: 'delta', text: delta };
           }
         } catch (err) {
           throw fail(err, true);
@@ -468,24 +469,14 @@ export class OpenAIBackend implements ModelBackend {
           throw fail(err);
         });
         const choice = res.choices[0];
-        text = choice?.message?.content ?? '';
         finishReason = choice?.finish_reason ?? undefined;
         if (res.usage) usage = { promptTokens: res.usage.prompt_tokens, completionTokens: res.usage.completion_tokens };
-        if (text) {
-          firstTokenMs = performance.now() - sentAt;
-          yield { type: 'delta', text };
-        }
+        const text = choice?.message?.content ?? '';
+        if (text) yield { type: 'delta', text };
       }
-      if (signal?.aborted) throw new ModelAbortError(signal.reason);
       if (this.state.state !== 'ready') this.log.info('engine answered again; backend ready');
       this.markReady();
-      yield {
-        type: 'done',
-        text,
-        usage,
-        timings: { encodeMs, ...(firstTokenMs !== undefined ? { firstTokenMs } : {}), modelMs: performance.now() - sentAt },
-        ...(finishReason ? { finishReason } : {}),
-      };
+      yield { type: 'end', usage, ...(finishReason ? { finishReason } : {}) };
     } finally {
       clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);

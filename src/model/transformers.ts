@@ -34,6 +34,7 @@ import {
 import { EventChannel } from './channel.js';
 import { DEFAULT_DTYPE, DEFAULT_TRANSFORMERS_MODEL, defaultModelCacheDir } from './defaults.js';
 import { ModelAbortError, ModelError } from './errors.js';
+import { measureGeneration, type RawEvent } from './measure.js';
 import { fitMedia } from './request.js';
 import type { DtypeOption, FromWorker, ProgressEvent, ToWorker, WireGenerate } from './transformers-protocol.js';
 
@@ -80,10 +81,8 @@ export interface TransformersBackendOptions {
 }
 
 interface Pending {
-  channel: EventChannel<GenerateEvent>;
-  sentAt: number;
+  channel: EventChannel<RawEvent>;
   maxNewTokens: number;
-  firstTokenMs?: number;
 }
 
 function looksLocal(model: string): boolean {
@@ -338,21 +337,16 @@ export class TransformersBackend implements ModelBackend {
     const p = this.pending.get(msg.id);
     if (!p) return;
     if (msg.type === 'delta') {
-      p.firstTokenMs ??= performance.now() - p.sentAt;
       p.channel.push({ type: 'delta', text: msg.text });
       return;
     }
     this.pending.delete(msg.id);
     if (msg.type === 'done') {
+      // msg.text (the worker's batch decode) is not used: the reply is the streamed deltas, joined.
       p.channel.push({
-        type: 'done',
-        text: msg.text,
+        type: 'end',
         usage: { promptTokens: msg.promptTokens, completionTokens: msg.completionTokens },
-        timings: {
-          encodeMs: msg.encodeMs,
-          ...(p.firstTokenMs !== undefined ? { firstTokenMs: p.firstTokenMs } : {}),
-          modelMs: performance.now() - p.sentAt,
-        },
+        encodeMs: msg.encodeMs,
         finishReason: msg.aborted ? 'abort' : msg.completionTokens >= p.maxNewTokens ? 'length' : 'stop',
       });
       p.channel.end();
@@ -400,20 +394,26 @@ export class TransformersBackend implements ModelBackend {
     else this.setIdle();
   }
 
-  async *generate(req: GenerateRequest): AsyncGenerator<GenerateEvent> {
+  /** Timings, abort and the one `done` come from measure.ts; the worker's answer comes from exchange(). */
+  generate(req: GenerateRequest): AsyncGenerator<GenerateEvent> {
+    return measureGeneration(this.exchange(req), { signal: req.signal });
+  }
+
+  /** One generation in the worker as raw events; holds the model's one slot until the worker answers. */
+  private async *exchange(req: GenerateRequest): AsyncGenerator<RawEvent> {
     const signal = req.signal;
-    if (signal?.aborted) throw new ModelAbortError(signal.reason);
     await this.load();
     await this.acquire(signal);
     if (signal?.aborted) {
       this.release();
       throw new ModelAbortError(signal.reason);
     }
+    const t0 = performance.now();
     const media = fitMedia(req, this.caps);
     if (media.droppedImages > 0) this.log.warn({ dropped: media.droppedImages }, 'more images than maxImages; thinned evenly');
     const id = ++this.nextId;
-    const channel = new EventChannel<GenerateEvent>();
-    this.pending.set(id, { channel, sentAt: performance.now(), maxNewTokens: req.maxNewTokens });
+    const channel = new EventChannel<RawEvent>();
+    this.pending.set(id, { channel, maxNewTokens: req.maxNewTokens });
     const wire: WireGenerate = {
       id,
       ...(req.system ? { system: req.system } : {}),
@@ -428,6 +428,7 @@ export class TransformersBackend implements ModelBackend {
       maxNewTokens: req.maxNewTokens,
       ...(req.sampling ? { sampling: req.sampling } : {}),
     };
+    const encodeMs = performance.now() - t0;
     this.worker?.ref();
     this.post({ type: 'generate', request: wire });
     // The slot stays held until the worker answers for this id, even after an abort, so a new
@@ -437,18 +438,17 @@ export class TransformersBackend implements ModelBackend {
       channel.fail(new ModelAbortError(signal?.reason));
     };
     signal?.addEventListener('abort', onAbort, { once: true });
-    let finished = false;
     try {
+      yield { type: 'sent', encodeMs };
       for (;;) {
         const r = await channel.next();
-        if (r.done) break;
+        if (r.done) return;
         yield r.value;
-        if (r.value.type === 'done') finished = true;
       }
-      finished = true;
     } finally {
       signal?.removeEventListener('abort', onAbort);
-      if (!finished && this.pending.has(id)) this.post({ type: 'abort', id });
+      // Still pending: the caller stopped reading before the worker finished; stop it there.
+      if (this.pending.has(id)) this.post({ type: 'abort', id });
     }
   }
 

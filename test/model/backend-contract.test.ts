@@ -3,7 +3,9 @@
  * engine), the in-process one (on the random-weight test model) and the scripted test double. What
  * the pipeline relies on: capabilities that say what to send (image encoding, image limit, audio form,
  * token costs), a stream of deltas ending in exactly one `done` whose text is the deltas joined and
- * whose timings are measured, abort rejecting with an AbortError soon, and a text-token count.
+ * whose timings are measured (all by src/model/measure.ts), abort rejecting with an AbortError soon
+ * and, mid-stream or when the caller stops reading, leaving the backend free for the next request,
+ * and a text-token count.
  * A third backend joins by adding one entry to BACKENDS.
  */
 import { after, before, describe, it } from 'node:test';
@@ -50,6 +52,16 @@ function request(b: ModelBackend, over: Partial<GenerateRequest> = {}): Generate
   };
 }
 
+/** One full generation; fails unless it ends in exactly one done, within 10 s (a backend left busy hangs). */
+async function collectDone(b: ModelBackend): Promise<Extract<GenerateEvent, { type: 'done' }>> {
+  const signal = AbortSignal.timeout(10_000);
+  const events: GenerateEvent[] = [];
+  for await (const ev of b.generate(request(b, { signal }))) events.push(ev);
+  const done = events.at(-1);
+  assert.ok(done?.type === 'done' && events.filter((e) => e.type === 'done').length === 1, 'exactly one done, last');
+  return done;
+}
+
 for (const [name, make] of Object.entries(BACKENDS)) {
   describe(`ModelBackend contract: ${name}`, () => {
     let s: Subject;
@@ -81,7 +93,35 @@ for (const [name, make] of Object.entries(BACKENDS)) {
       assert.equal(done.text, joined);
       assert.ok(done.text.length > 0);
       assert.ok(done.timings.modelMs >= 0 && done.timings.encodeMs >= 0);
-      if (done.timings.firstTokenMs !== undefined) assert.ok(done.timings.firstTokenMs <= done.timings.modelMs + 1);
+      // measured by measure.ts on one clock for every backend: text means a first token, before the end
+      assert.ok(done.timings.firstTokenMs !== undefined && done.timings.firstTokenMs >= 0, 'a reply with text has a first token');
+      assert.ok(done.timings.firstTokenMs <= done.timings.modelMs);
+    });
+
+    it('an abort after the first delta rejects with an AbortError and leaves the backend free for the next generation', async () => {
+      const ac = new AbortController();
+      let deltas = 0;
+      const run = (async () => {
+        for await (const ev of s.backend.generate(request(s.backend, { maxNewTokens: 64, signal: ac.signal }))) {
+          if (ev.type === 'done') return 'done';
+          deltas++;
+          ac.abort();
+        }
+        return 'ended';
+      })();
+      await assert.rejects(run, (e: Error) => e.name === 'AbortError');
+      assert.equal(deltas, 1, 'nothing after the abort');
+      const next = await collectDone(s.backend);
+      assert.ok(next.text.length > 0);
+    });
+
+    it('a caller that stops reading after the first delta frees the backend for the next generation', async () => {
+      for await (const ev of s.backend.generate(request(s.backend, { maxNewTokens: 64 }))) {
+        assert.equal(ev.type, 'delta');
+        break;
+      }
+      const next = await collectDone(s.backend);
+      assert.ok(next.text.length > 0);
     });
 
     it('an abort rejects the stream with an AbortError, promptly', async () => {

@@ -4,11 +4,14 @@
  * runner itself.
  */
 import type { BackendCapabilities, BackendStatus, GenerateEvent, GenerateRequest, ModelBackend } from '../backend.js';
+import { ModelAbortError } from '../errors.js';
+import { measureGeneration, type RawEvent } from '../measure.js';
 
 /**
  * Test double of a ModelBackend for the pure generation-loop tests (no engine, no sockets): each
  * generate() call is recorded and answered by `reply` — at once, after a promise the test controls,
- * or never (until aborted). Abort rejects with an AbortError like the real backends.
+ * or never (until aborted). Its stream goes through measure.ts like the real backends', so timings are
+ * measured (near 0 here) and abort rejects with ModelAbortError the same way.
  */
 export class ScriptedBackend implements ModelBackend {
   readonly kind = 'openai' as const;
@@ -34,22 +37,27 @@ export class ScriptedBackend implements ModelBackend {
     this.gates.shift()?.();
   }
 
-  async *generate(req: GenerateRequest): AsyncIterable<GenerateEvent> {
+  /** Measured like the real backends (measure.ts), so the loop tests see the same stream shape. */
+  generate(req: GenerateRequest): AsyncIterable<GenerateEvent> {
+    return measureGeneration(this.script(req), { signal: req.signal });
+  }
+
+  private async *script(req: GenerateRequest): AsyncGenerator<RawEvent> {
     this.calls.push(req);
     const n = this.calls.length;
     if (this.mode !== 'instant') {
+      // Registered in the same step as the call is recorded (tests release() as soon as they see the
+      // call), and settles on abort too, so an abandoned call does not stay suspended for ever.
       await new Promise<void>((resolve, reject) => {
-        const onAbort = (): void => reject(Object.assign(new Error('aborted'), { name: 'AbortError' }));
+        const onAbort = (): void => reject(new ModelAbortError(req.signal?.reason));
         if (req.signal?.aborted) return onAbort();
         req.signal?.addEventListener('abort', onAbort, { once: true });
         if (this.mode === 'gated') this.gates.push(resolve);
       });
     }
-    // Like the real backends, an aborted request rejects even when the answer was at hand.
-    if (req.signal?.aborted) throw Object.assign(new Error('aborted'), { name: 'AbortError' });
+    yield { type: 'sent', encodeMs: 0 };
     const text = this.text(n);
     yield { type: 'delta', text };
-    if (req.signal?.aborted) throw Object.assign(new Error('aborted'), { name: 'AbortError' });
-    yield { type: 'done', text, usage: { promptTokens: 100, completionTokens: 3 }, timings: { encodeMs: 0, firstTokenMs: 1, modelMs: 1 } };
+    yield { type: 'end', usage: { promptTokens: 100, completionTokens: 3 }, finishReason: 'stop' };
   }
 }
