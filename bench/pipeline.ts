@@ -108,39 +108,14 @@ class LoopbackEngine {
   }
 }
 
-/** Reads NDJSON lines from a channel; resolves waiters with the arrival time of each line. */
+/**
+ * Reads NDJSON lines from a channel with the arrival time of the chunk that completed each line and
+ * the record's type: `nextLine()` waits for the next line of any type, `next(pred)` for the next of a
+ * matching type, `take(type)` looks back over the lines seen since the last take.
+ */
 class LineReader {
-  private waiters: Array<(t: number) => void> = [];
-  private readonly sub: TrickleSubscriber;
-  private loop: Promise<void>;
-  constructor(url: string) {
-    const sub = new TrickleSubscriber({ url, start: -1 });
-    this.sub = sub;
-    this.loop = (async () => {
-      for (;;) {
-        const seg = await sub.next().catch(() => null);
-        if (!seg) return;
-        for await (const c of seg.body as AsyncIterable<Buffer>) {
-          const t = performance.now();
-          const lines = c.toString('utf8').split('\n').length - 1;
-          for (let i = 0; i < lines; i++) this.waiters.shift()?.(t);
-        }
-      }
-    })();
-  }
-  nextLine(): Promise<number> {
-    return new Promise((r) => this.waiters.push(r));
-  }
-  async close(): Promise<void> {
-    await this.sub.close();
-    await this.loop;
-  }
-}
-
-/** Reads NDJSON lines with their arrival times and record types, for the partials run. */
-class TypedLineReader {
   private seen: Array<{ t: number; type: string }> = [];
-  private waiter: { pred: (type: string) => boolean; resolve: (t: number) => void } | undefined;
+  private waiters: Array<{ pred: (type: string) => boolean; resolve: (t: number) => void }> = [];
   private readonly sub: TrickleSubscriber;
   private loop: Promise<void>;
   constructor(url: string) {
@@ -155,21 +130,23 @@ class TypedLineReader {
           const t = performance.now();
           const parts = (rest + c.toString('utf8')).split('\n');
           rest = parts.pop() ?? '';
-          for (const l of parts) {
-            const type = String((JSON.parse(l) as { type?: unknown }).type);
-            this.seen.push({ t, type });
-            if (this.waiter?.pred(type)) {
-              this.waiter.resolve(t);
-              this.waiter = undefined;
-            }
-          }
+          for (const l of parts) this.arrived(t, String((JSON.parse(l) as { type?: unknown }).type));
         }
       }
     })();
   }
+  private arrived(t: number, type: string): void {
+    this.seen.push({ t, type });
+    const i = this.waiters.findIndex((w) => w.pred(type));
+    if (i >= 0) this.waiters.splice(i, 1)[0]!.resolve(t);
+  }
+  /** The arrival time of the next line, whatever its type. */
+  nextLine(): Promise<number> {
+    return this.next(() => true);
+  }
   /** The arrival time of the next line whose type matches. */
   next(pred: (type: string) => boolean): Promise<number> {
-    return new Promise((resolve) => (this.waiter = { pred, resolve }));
+    return new Promise((resolve) => this.waiters.push({ pred, resolve }));
   }
   /** The arrival time of the first line of `type` seen since the last take (all seen lines are forgotten). */
   take(type: string): number | undefined {
@@ -309,7 +286,7 @@ async function runPartials(o: {
   const params = parseStartParams({ max_frames: frames, max_input_tokens: 32768, audio_window_s: 4, partial_text: true }).params;
   const data = new DataChannel({ streamId: 'bench', url: o.trickle.channelUrl('data-partials'), log: rootLogger(), onError: () => undefined, onPublished: () => undefined });
   const rawPub = new TricklePublisher({ url: o.trickle.channelUrl('raw-partials'), mimeType: 'application/jsonl' });
-  const dataReader = new TypedLineReader(o.trickle.channelUrl('data-partials'));
+  const dataReader = new LineReader(o.trickle.channelUrl('data-partials'));
   const rawReader = new LineReader(o.trickle.channelUrl('raw-partials'));
   let superseded = 0;
   const partialMs: number[] = [];

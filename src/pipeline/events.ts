@@ -80,6 +80,19 @@ export function eventBody(type: string, queue: QueueEventType, fields: Record<st
   return { event: { type, timestamp: Math.floor(now), ...fields }, queue_event_type: queue };
 }
 
+/** The heartbeat body for a stream's channel URLs (absent ones as ''), picture size (0 until known) and rates. */
+export function heartbeatInfo(
+  c: { subscribeUrl?: string | undefined; publishUrl?: string | undefined; controlUrl?: string | undefined; eventsUrl?: string | undefined; dataUrl?: string | undefined },
+  dims: { width?: number | undefined; height?: number | undefined },
+  fps: StreamFps,
+): HeartbeatInfo {
+  return {
+    urls: { subscribe: c.subscribeUrl ?? '', publish: c.publishUrl ?? '', control: c.controlUrl ?? '', events: c.eventsUrl ?? '', data: c.dataUrl ?? '' },
+    dimensions: { width: dims.width ?? 0, height: dims.height ?? 0 },
+    fps,
+  };
+}
+
 export function heartbeatEvent(info: HeartbeatInfo, now = Date.now()): EventBody {
   return eventBody('heartbeat', 'stream_heartbeat', { ...info }, now);
 }

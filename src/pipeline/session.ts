@@ -22,6 +22,7 @@ import type { ModelBackend } from '../model/backend.js';
 import { TrickleSubscriber } from '../trickle/subscriber.js';
 import { ControlReader, type ControlMessage } from './control.js';
 import { DataChannel } from './data-channel.js';
+import { heartbeatInfo } from './events.js';
 import { GenerationLoop } from './loop.js';
 import { MediaInput } from './media-input.js';
 import { ParamsStore, type ParamsChange } from './params-store.js';
@@ -71,14 +72,11 @@ export class PipelineSession implements StreamSession {
       streamId: cfg.streamId,
       eventsUrl: cfg.eventsUrl,
       heartbeatMs: deps.heartbeatMs ?? 10_000,
-      heartbeat: () => ({
-        urls: { subscribe: c.subscribeUrl ?? '', publish: c.publishUrl ?? '', control: c.controlUrl ?? '', events: c.eventsUrl ?? '', data: c.dataUrl ?? '' },
-        dimensions: {
-          width: this.store.current.width ?? this.media?.lastFrameDims?.width ?? 0,
-          height: this.store.current.height ?? this.media?.lastFrameDims?.height ?? 0,
-        },
-        fps: this.fps(),
-      }),
+      heartbeat: () => {
+        const p = this.store.current;
+        const seen = this.media?.lastFrameDims;
+        return heartbeatInfo(c, { width: p.width ?? seen?.width, height: p.height ?? seen?.height }, this.fps());
+      },
       statusInputs: () => ({
         streamId: this.streamId,
         running: this.running,
@@ -213,10 +211,8 @@ export class PipelineSession implements StreamSession {
   }
 
   private warnEngineLimit(): void {
-    this.log.warn(
-      { max_frames: this.store.current.max_frames, engine_max_images: this.backend.capabilities.maxImages },
-      'max_frames exceeds what the engine takes per request; frames are thinned to the engine limit (stats.frames_dropped_by_engine_limit)',
-    );
+    const fields = { max_frames: this.store.current.max_frames, engine_max_images: this.backend.capabilities.maxImages };
+    this.log.warn(fields, 'max_frames exceeds what the engine takes per request; frames are thinned to the engine limit (stats.frames_dropped_by_engine_limit)');
   }
 
   /** Puts committed params to work: the sampler and the loop follow; the change is announced. */
@@ -255,11 +251,7 @@ export class PipelineSession implements StreamSession {
     await this.loop.settle(reason === 'input_ended' ? (this.deps.drainCycleMs ?? 30_000) : 0, this.deps.abortWaitMs ?? 3000);
     this.running = false;
     const flushMs = this.deps.flushTimeoutMs ?? 5000;
-    const closers: Array<Promise<unknown>> = [];
-    if (this.media) closers.push(this.media.close());
-    if (this.control) closers.push(this.control.close());
-    if (this.data) closers.push(this.data.close(flushMs));
-    await Promise.all(closers);
+    await Promise.all([this.media?.close(), this.control?.close(), this.data?.close(flushMs)]);
     await this.telemetry.close(flushMs);
     this.log.info({ reason, counters: this.status().counters }, 'stream session ended');
     this.resolveDone(error ? { reason, error } : { reason });

@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateTestStream } from '../../src/media/test-source.js';
 import { describeNotReady } from '../../src/cli/demo-run.js';
+import { sourceCliArgs } from '../helpers/cli.js';
 
 /** A loopback port with nothing listening (bound, read, released). */
 async function closedPort(): Promise<number> {
@@ -36,7 +37,7 @@ async function runDemoUntil(extraArgs: string[], ready: (stderr: string, tmp: st
   const port = await closedPort();
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', 'scripts/cli-dev.ts', 'demo', '--backend', 'openai', '--base-url', `http://127.0.0.1:${port}/v1`, ...extraArgs],
+    sourceCliArgs('demo', '--backend', 'openai', '--base-url', `http://127.0.0.1:${port}/v1`, ...extraArgs),
     { env: { ...process.env, TMPDIR: tmp, XDG_CACHE_HOME: cache, LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let stderr = '';

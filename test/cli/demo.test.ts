@@ -11,6 +11,7 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { tinyModelReply } from '../../src/model/tiny-model.js';
+import { sourceCliArgs } from '../helpers/cli.js';
 
 describe('demo command', () => {
   it('prints generation records that saw both frames and audio, then a summary', { timeout: 180_000 }, async (t) => {
@@ -18,7 +19,7 @@ describe('demo command', () => {
     t.after(() => rm(cache, { recursive: true, force: true }));
     const child = spawn(
       process.execPath,
-      ['--import', 'tsx', 'scripts/cli-dev.ts', 'demo', '--tiny', '--cycles', '2', '--every', '2', '--duration', '150'],
+      sourceCliArgs('demo', '--tiny', '--cycles', '2', '--every', '2', '--duration', '150'),
       { env: { ...process.env, XDG_CACHE_HOME: cache, LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let stdout = '';

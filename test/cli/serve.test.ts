@@ -11,11 +11,12 @@ import type { AddressInfo } from 'node:net';
 import { startFakeEngine } from '../helpers/model.js';
 import { request } from '../helpers/server.js';
 import { waitFor } from '../helpers/wait.js';
+import { sourceCliArgs } from '../helpers/cli.js';
 
 describe('serve command', () => {
   /** Runs `serve` on an ephemeral loopback port; `url()` is the control API once its listening line was logged. */
   function startServe(env: Record<string, string>): { child: ChildProcessWithoutNullStreams; exited: Promise<number | null>; url: () => string | undefined } {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/cli-dev.ts', 'serve', '--port', '0', '--host', '127.0.0.1'], {
+    const child = spawn(process.execPath, sourceCliArgs('serve', '--port', '0', '--host', '127.0.0.1'), {
       env: { ...process.env, LOG_LEVEL: 'info', BACKEND: 'openai', PORT: '', ...env },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
@@ -77,7 +78,7 @@ describe('serve command', () => {
 
   /** Runs `serve` expecting it to refuse its configuration: resolves with its exit code and stderr. */
   async function refused(args: string[], env: Record<string, string>): Promise<{ code: number | null; stderr: string }> {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/cli-dev.ts', 'serve', ...args], {
+    const child = spawn(process.execPath, sourceCliArgs('serve', ...args), {
       env: { ...process.env, LOG_LEVEL: 'silent', BACKEND: 'openai', OPENAI_BASE_URL: 'http://127.0.0.1:1/v1', PORT: '', ORCH_URL: '', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

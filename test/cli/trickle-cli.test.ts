@@ -14,9 +14,10 @@ import { TricklePublisher } from '../../src/trickle/publisher.js';
 import { makeTestSegments } from '../helpers/media.js';
 import { selfSignedCert } from '../helpers/trickle.js';
 import { waitFor } from '../helpers/wait.js';
+import { sourceCliArgs } from '../helpers/cli.js';
 
 function cli(args: string[], env: Record<string, string> = {}): { child: ChildProcessWithoutNullStreams; out: () => string; err: () => string; exited: Promise<number | null> } {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/cli-dev.ts', ...args], { env: { ...process.env, LOG_LEVEL: 'silent', ...env } });
+  const child = spawn(process.execPath, sourceCliArgs(...args), { env: { ...process.env, LOG_LEVEL: 'silent', ...env } });
   let out = '';
   let err = '';
   child.stdout.on('data', (c: Buffer) => (out += c.toString()));

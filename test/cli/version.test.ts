@@ -3,12 +3,13 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { sourceCliArgs } from '../helpers/cli.js';
 
 const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as { version: string };
 
 describe('--version', () => {
   for (const [label, args] of [
-    ['source CLI', ['--import', 'tsx', 'scripts/cli-dev.ts', '--version']],
+    ['source CLI', sourceCliArgs('--version')],
     ['built bin', ['bin/gemma3n-trickle.js', '--version']],
     ['built bin, short flag', ['bin/gemma3n-trickle.js', '-V']],
   ] as const) {

@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { launchBrowser } from '../helpers/browser.js';
 import { waitFor } from '../helpers/wait.js';
 import { watchChannels } from '../../src/cli/watch.js';
+import { sourceCliArgs } from '../helpers/cli.js';
 
 interface PageState {
   currentTime: number;
@@ -43,7 +44,7 @@ describe('watch (live viewer)', () => {
     t.after(() => rm(dir, { recursive: true, force: true }));
     const child = spawn(
       process.execPath,
-      ['--import', 'tsx', 'scripts/cli-dev.ts', 'demo', '--tiny', '--watch', '--every', '2', '--duration', '100'],
+      sourceCliArgs('demo', '--tiny', '--watch', '--every', '2', '--duration', '100'),
       { env: { ...process.env, XDG_CACHE_HOME: join(dir, 'cache'), LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));

@@ -11,6 +11,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { makeTestSegments } from '../helpers/media.js';
 import { collectChannel, startLoopingStream } from '../helpers/pipeline.js';
 import { sleep, waitFor } from '../helpers/wait.js';
+import { sourceCliArgs } from '../helpers/cli.js';
 
 interface ServerProcess {
   child: ChildProcess;
@@ -22,7 +23,7 @@ interface ServerProcess {
 function trickleServerProcess(port: number): ServerProcess {
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', 'scripts/cli-dev.ts', 'trickle-server', '--port', String(port), '--host', '127.0.0.1', '--channel', 'data:application/jsonl'],
+    sourceCliArgs('trickle-server', '--port', String(port), '--host', '127.0.0.1', '--channel', 'data:application/jsonl'),
     { env: { ...process.env, LOG_LEVEL: 'silent' }, stdio: ['ignore', 'ignore', 'pipe'] },
   );
   let err = '';

@@ -19,7 +19,7 @@ import { request, startTestServer } from '../helpers/server.js';
 import { collectChannel, type ChannelCollector } from '../helpers/pipeline.js';
 import { makeTestSegments, sha256 } from '../helpers/media.js';
 import { startTrickleServer } from '../helpers/trickle.js';
-import { waitFor } from '../helpers/wait.js';
+import { sleep, waitFor } from '../helpers/wait.js';
 import { startFakeEngine, type FakeEngine } from '../helpers/model.js';
 import { OpenAIBackend } from '../../src/model/openai.js';
 import { FairScheduler } from '../../src/model/fair-scheduler.js';
@@ -126,11 +126,14 @@ async function startStream(rig: Rig, id: string, params: Json): Promise<StreamIo
  * server keeps only the last few segments of a channel, so a reader starved of CPU (this machine is
  * shared) must never be lapped — a lost segment would be the test's doing, not the runner's.
  */
-async function feed(s: StreamIo, segments: Buffer[]): Promise<void> {
+/** Publishes the segments one after another, each once the last has passed through, at least `paceMs` apart. */
+async function feed(s: StreamIo, segments: Buffer[], paceMs = 0): Promise<void> {
   for (const seg of segments) {
     const n = s.out.segments.length;
+    const next = sleep(paceMs);
     await s.input.publish(seg);
     await waitFor(`${s.id}: segment ${n} passed through`, () => s.out.segments.length > n, 20_000);
+    await next;
   }
 }
 
@@ -222,7 +225,9 @@ describe('many streams in one process (capacity 4)', { timeout: 60_000 }, () => 
     try {
       for (const id of ['f1', 'f2', 'f3', 'f4']) io.push(await startStream(rig, id, { ...LOOP, generate_every_s: 0.5 }));
       for (const e of rig.srv.runner.streams()) sessions.push(e.session);
-      await Promise.all(io.map((s) => feed(s, segments)));
+      // Paced (2 s of media per wall second): cycles come due on stream time, so media fed all at once
+      // would be over before the one-at-a-time engine had answered three cycles of every stream.
+      await Promise.all(io.map((s) => feed(s, segments, 500)));
       await waitFor('three records on every stream', () => io.every((s) => s.generations().length >= 3), 30_000);
       const st = rig.scheduler.stats();
       assert.equal(st.max_in_flight_seen, 1, 'never more than MAX_REQUESTS_IN_FLIGHT at the engine');

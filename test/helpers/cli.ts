@@ -1,0 +1,13 @@
+/**
+ * How tests start the CLI from the sources (not the built dist/ the published bin runs): the node
+ * arguments that run scripts/cli-dev with `args`. Under `npm test` the tests run from the run's
+ * transpiled copy of the tree (scripts/run-tests.mjs), and so does the CLI child: plain JavaScript,
+ * without paying tsx's start-up and transforms again in every child. A test file run directly with
+ * `node --import tsx --test` gets the CLI through tsx, as before.
+ */
+import { fileURLToPath } from 'node:url';
+
+export function sourceCliArgs(...args: string[]): string[] {
+  if (import.meta.url.endsWith('.js')) return [fileURLToPath(new URL('../../scripts/cli-dev.js', import.meta.url)), ...args];
+  return ['--import', 'tsx', 'scripts/cli-dev.ts', ...args];
+}
