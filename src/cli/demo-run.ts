@@ -58,14 +58,13 @@ function tinyModelHome(): string {
 }
 
 /** Where the encoded test pattern is kept between runs (its name says what it is, so a change re-encodes). */
-function patternCachePath(): string {
-  const p = PATTERN;
-  return join(cacheHome(), `test-pattern-${p.durationS}s-${p.width}x${p.height}-${p.fps}fps-gop${p.gopS}-${p.toneHz}hz-3mbit.ts`);
+function patternCachePath(p: Pattern): string {
+  return join(cacheHome(), `test-pattern-${p.durationS}s-${p.width}x${p.height}-${p.fps}fps-gop${p.gopS}-${p.toneHz}hz-${p.kbps}k.ts`);
 }
 
 /** Keeps the freshly encoded pattern for the next run; a cache that cannot be written only costs the next run's encode. */
-async function keepPattern(file: string): Promise<string> {
-  const dest = patternCachePath();
+async function keepPattern(file: string, p: Pattern): Promise<string> {
+  const dest = patternCachePath(p);
   try {
     await mkdir(dirname(dest), { recursive: true });
     await copyFile(file, `${dest}.part`);
@@ -80,7 +79,29 @@ async function keepPattern(file: string): Promise<string> {
 export class DemoError extends AppError {}
 
 /** The test pattern the demo publishes when no --input is given. */
-const PATTERN = { durationS: 20, fps: 30, width: 1280, height: 720, gopS: 2, toneHz: 440 } as const;
+export interface Pattern {
+  durationS: number;
+  fps: number;
+  width: number;
+  height: number;
+  gopS: number;
+  toneHz: number;
+  /** Video bitrate cap: a live ingest's 3 Mbit/s at 720p, scaled with the picture area. */
+  kbps: number;
+}
+
+/**
+ * The pattern for `--pattern-size WxH` (default 1280x720, the size a real 720p30 input has; a smaller
+ * one costs proportionally less to encode, publish and decode). Even sides from 64 to 3840.
+ */
+export function testPattern(size = '1280x720'): Pattern {
+  const m = /^(\d{2,4})x(\d{2,4})$/.exec(size);
+  const [w, h] = m ? [Number(m[1]), Number(m[2])] : [NaN, NaN];
+  if (!m || w < 64 || h < 64 || w > 3840 || h > 3840 || w % 2 || h % 2) {
+    throw new DemoError('invalid_config', `--pattern-size must be WIDTHxHEIGHT with even sides from 64 to 3840 (got ${JSON.stringify(size)})`);
+  }
+  return { durationS: 20, fps: 30, width: w, height: h, gopS: 2, toneHz: 440, kbps: Math.max(200, Math.round((3000 * w * h) / (1280 * 720))) };
+}
 
 /**
  * What must be undone synchronously if the process exits without unwinding (a second signal, an
@@ -99,7 +120,7 @@ function cleanUpNow(): void {
  * AAC) into `dir`, reporting seconds of media written so the wait is not silent. The ffmpeg
  * child is owned here: aborting `signal` kills it and this waits for it before rejecting.
  */
-async function encodeTestPattern(dir: string, signal: AbortSignal, progress: (line: string) => void): Promise<string> {
+async function encodeTestPattern(PATTERN: Pattern, dir: string, signal: AbortSignal, progress: (line: string) => void): Promise<string> {
   const out = join(dir, 'test-pattern.ts');
   const tmp = `${out}.part`;
   const gop = Math.round(PATTERN.gopS * PATTERN.fps);
@@ -110,7 +131,7 @@ async function encodeTestPattern(dir: string, signal: AbortSignal, progress: (li
     '-t', String(PATTERN.durationS),
     // ultrafast (B-frames back on) capped at a live ingest's 3 Mbit/s: less than half veryfast's encode
     // CPU, so a first run waits ~5 s instead of 10-20 s, at the size a real 720p30 input has.
-    '-c:v', 'libx264', '-preset', 'ultrafast', '-bf', '3', '-b:v', '3000k', '-maxrate', '3000k', '-bufsize', '6000k',
+    '-c:v', 'libx264', '-preset', 'ultrafast', '-bf', '3', '-b:v', `${PATTERN.kbps}k`, '-maxrate', `${PATTERN.kbps}k`, '-bufsize', `${2 * PATTERN.kbps}k`,
     '-g', String(gop), '-keyint_min', String(gop), '-sc_threshold', '0',
     '-pix_fmt', 'yuv420p', '-c:a', 'aac', '-b:a', '96k', '-ac', '2',
     '-f', 'mpegts', tmp,
@@ -151,6 +172,7 @@ async function encodeTestPattern(dir: string, signal: AbortSignal, progress: (li
 export async function runDemo(o: DemoOptions, out: NodeJS.WritableStream, signal: AbortSignal): Promise<DemoSummary> {
   const log = childLogger('demo');
   signal.throwIfAborted();
+  const PATTERN = testPattern(o.patternSize);
   let backend: ModelBackend;
   if (o.tiny) {
     const dir = o.tinyDir ?? tinyModelHome();
@@ -219,12 +241,12 @@ export async function runDemo(o: DemoOptions, out: NodeJS.WritableStream, signal
 
   try {
     let input = o.input;
-    if (!input && existsSync(patternCachePath())) input = patternCachePath();
+    if (!input && existsSync(patternCachePath(PATTERN))) input = patternCachePath(PATTERN);
     if (!input) {
       mediaDir = await mkdtemp(join(tmpdir(), 'gemma3n-trickle-demo-'));
       live.dirs.add(mediaDir);
       process.stderr.write(`encoding a ${PATTERN.durationS} s test pattern + ${PATTERN.toneHz} Hz tone (takes a few seconds; the model loads meanwhile)…\n`);
-      input = await keepPattern(await encodeTestPattern(mediaDir, stopAll.signal, (line) => process.stderr.write(`${line}\n`)));
+      input = await keepPattern(await encodeTestPattern(PATTERN, mediaDir, stopAll.signal, (line) => process.stderr.write(`${line}\n`)), PATTERN);
     }
     process.stderr.write(`input: ${input}${o.input ? '' : ' (generated test pattern + tone, looped)'}\n`);
 

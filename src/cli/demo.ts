@@ -8,6 +8,8 @@ import { addBackendOptions, type ServeOptions } from './serve.js';
 
 export interface DemoOptions extends ServeOptions {
   input?: string;
+  /** Picture size of the generated test pattern (WxH). */
+  patternSize?: string;
   tiny?: boolean;
   cycles?: string;
   duration?: string;
@@ -26,6 +28,7 @@ export function registerDemoCommand(program: Command): void {
     .command('demo')
     .description('Run everything locally (embedded trickle server + runner + publisher) and print records live')
     .option('--input <file>', 'media file to publish (default: a generated moving test pattern with a tone, looped)')
+    .option('--pattern-size <WxH>', 'picture size of the generated test pattern (smaller costs less CPU to encode and decode)', '1280x720')
     .option('--tiny', 'use the generated tiny random-weight test model (offline; replies name the modalities)')
     .option('--cycles <n>', 'stop after N records')
     .option('--duration <s>', 'stop after S seconds')

@@ -11,6 +11,7 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { tinyModelReply } from '../../src/model/tiny-model.js';
+import { testPattern } from '../../src/cli/demo-run.js';
 import { sourceCliArgs } from '../helpers/cli.js';
 
 describe('demo command', () => {
@@ -19,7 +20,8 @@ describe('demo command', () => {
     t.after(() => rm(cache, { recursive: true, force: true }));
     const child = spawn(
       process.execPath,
-      sourceCliArgs('demo', '--tiny', '--cycles', '2', '--every', '2', '--duration', '150'),
+      // a small pattern: what this pins does not depend on the picture size, and 320x180 is a fifteenth of 720p's work
+      sourceCliArgs('demo', '--tiny', '--pattern-size', '320x180', '--cycles', '2', '--every', '2', '--duration', '150'),
       { env: { ...process.env, XDG_CACHE_HOME: cache, LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let stdout = '';
@@ -44,5 +46,18 @@ describe('demo command', () => {
     // The encoded pattern is kept for the next run (beside the tiny model), so only the first run waits.
     const cached = (await readdir(join(cache, 'gemma3n-trickle'))).filter((f) => f.startsWith('test-pattern-') && f.endsWith('.ts'));
     assert.equal(cached.length, 1, `cache holds: ${cached.join(', ')}`);
+  });
+});
+
+describe('demo --pattern-size', () => {
+  it('defaults to 720p at a live ingest\'s 3 Mbit/s and scales the bitrate with the area', () => {
+    assert.deepEqual([testPattern().width, testPattern().height, testPattern().kbps], [1280, 720, 3000]);
+    assert.equal(testPattern('640x360').kbps, 750);
+    assert.equal(testPattern('64x64').kbps, 200, 'a floor keeps a tiny picture watchable');
+  });
+  it('refuses a size that is not WIDTHxHEIGHT with even sides from 64 to 3840, saying so', () => {
+    for (const bad of ['720p', '1281x720', '32x32', '4000x2000', '640x360x2', '']) {
+      assert.throws(() => testPattern(bad), /--pattern-size must be WIDTHxHEIGHT with even sides from 64 to 3840/, bad);
+    }
   });
 });

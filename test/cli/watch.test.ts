@@ -44,7 +44,7 @@ describe('watch (live viewer)', () => {
     t.after(() => rm(dir, { recursive: true, force: true }));
     const child = spawn(
       process.execPath,
-      sourceCliArgs('demo', '--tiny', '--watch', '--every', '2', '--duration', '100'),
+      sourceCliArgs('demo', '--tiny', '--pattern-size', '640x360', '--watch', '--every', '2', '--duration', '100'),
       { env: { ...process.env, XDG_CACHE_HOME: join(dir, 'cache'), LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
