@@ -56,7 +56,31 @@ const CONCURRENCY = Number(process.env.TEST_CONCURRENCY ?? 3);
 
 const narrowed = process.argv.slice(2).length > 0;
 const roots = narrowed ? process.argv.slice(2) : ['test'];
-const files = roots.flatMap((root) => collect(root, []));
+// The files that take longest on the wall clock (real-time media, a 30 s server outage, a browser)
+// start first, so the run does not end waiting on one that started last (longest-first scheduling);
+// the rest follow in name order. Measured with one file at a time on the 2-core machine; a file
+// missing from the list only starts later.
+const LONGEST_FIRST = [
+  'test/pipeline/data-server-restart.test.ts',
+  'test/server/outputs.test.ts',
+  'test/pipeline/session-timeline.test.ts',
+  'test/media/sampler.test.ts',
+  'test/media/relay.test.ts',
+  'test/cli/watch.test.ts',
+  'test/cli/demo.test.ts',
+  'test/server/many-streams.test.ts',
+  'test/pipeline/session.test.ts',
+  'test/pipeline/data-writer.test.ts',
+  'test/pipeline/session-connections.test.ts',
+  'test/server/control-api.test.ts',
+  'test/cli/trickle-cli.test.ts',
+  'test/pipeline/data-outage.test.ts',
+];
+const rank = (f) => {
+  const i = LONGEST_FIRST.indexOf(f.replaceAll('\\', '/').replace(/^\.\//, ''));
+  return i < 0 ? LONGEST_FIRST.length : i;
+};
+const files = roots.flatMap((root) => collect(root, [])).sort((a, b) => rank(a) - rank(b));
 if (files.length === 0) {
   process.stderr.write('no test files found\n');
   process.exit(1);

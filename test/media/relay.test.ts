@@ -81,7 +81,7 @@ async function serverHealthy(): Promise<void> {
 
 describe('MediaRelay over real trickle', () => {
   it('publishes every input segment byte-identical (sha256), seq by seq, while sampling it', async () => {
-    const segs = await makeTestSegments({ durationS: 6, fps: 30, width: 1280, height: 720, gopS: 1, audio: 'opus' });
+    const segs = await makeTestSegments({ durationS: 6, fps: 30, width: 640, height: 360, gopS: 1, audio: 'opus' });
     const sampler = new MediaSampler({ settings: { ...DEFAULT_SAMPLER_SETTINGS, targetFps: 3 } });
     const c = capture(sampler);
     const { relay, outputs, drops } = await relayThrough(segs, { sampler });
@@ -100,9 +100,10 @@ describe('MediaRelay over real trickle', () => {
   });
 
   it('keeps passthrough byte-exact through empty, garbage, truncated, corrupt, audio-less and resized segments', async () => {
-    const a = await makeTestSegments({ durationS: 3, fps: 30, width: 1280, height: 720, gopS: 1, audio: 'aac' });
-    const noAudio = await makeTestSegments({ durationS: 2, fps: 30, width: 1280, height: 720, gopS: 1, audio: null, tsOffsetS: 3 });
-    const big = await makeTestSegments({ durationS: 2, fps: 30, width: 1920, height: 1080, gopS: 1, audio: 'opus', tsOffsetS: 5 });
+    const a = await makeTestSegments({ durationS: 3, fps: 30, width: 640, height: 360, gopS: 1, audio: 'aac' });
+    const noAudio = await makeTestSegments({ durationS: 2, fps: 30, width: 640, height: 360, gopS: 1, audio: null, tsOffsetS: 3 });
+    // a larger picture from here on (a resize mid-stream), its segments several read chunks each
+    const big = await makeTestSegments({ durationS: 2, fps: 30, width: 1280, height: 720, gopS: 1, audio: 'opus', tsOffsetS: 5 });
     const garbage = Buffer.alloc(100_000, 0x47);
     const corrupt = Buffer.from(a[2]!);
     for (let i = 3000; i < corrupt.length; i += 501) corrupt[i] = corrupt[i]! ^ 0xff;
