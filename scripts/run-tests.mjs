@@ -19,6 +19,7 @@ import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync } fr
 import { tmpdir } from 'node:os';
 import { createRequire } from 'node:module';
 import { join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 
 function collect(path, out) {
@@ -51,9 +52,10 @@ function run(cmd, args, opts) {
 }
 
 // Files run at once. Many tests wait on sockets, children, real-time media or a browser rather than
-// on the CPU, so more than the 2 cores' worth keeps both busy.
-const CONCURRENCY = Number(process.env.TEST_CONCURRENCY ?? 3);
+// on the CPU, so more than the 2 cores' worth keeps both busy: 4 measured 95 s against 109 s for 3.
+const CONCURRENCY = Number(process.env.TEST_CONCURRENCY ?? 4);
 
+const root = fileURLToPath(new URL('..', import.meta.url));
 const narrowed = process.argv.slice(2).length > 0;
 const roots = narrowed ? process.argv.slice(2) : ['test'];
 // The files that take longest on the wall clock (real-time media, a 30 s server outage, a browser)
@@ -92,7 +94,10 @@ const typecheck =
         const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
         const started = Date.now();
         for (const project of ['tsconfig.test.json', 'viewer/page/tsconfig.json']) {
-          const r = await run(process.execPath, [tsc, '-p', project, '--noEmit'], { stdio: ['ignore', 'pipe', 'pipe'] });
+          // Incremental: a re-run checks only what changed since the last one (the state is kept under
+          // node_modules/.cache, so a fresh clone checks everything once).
+          const info = join(root, 'node_modules', '.cache', 'gemma3n-trickle', `${project.replaceAll('/', '_')}.tsbuildinfo`);
+          const r = await run(process.execPath, [tsc, '-p', project, '--noEmit', '--incremental', '--tsBuildInfoFile', info], { stdio: ['ignore', 'pipe', 'pipe'] });
           if (r.code !== 0) return { ok: false, text: `type check of ${project} failed:\n${r.out}` };
         }
         return { ok: true, text: `type check passed (sources, tests, benches, scripts, page) in ${((Date.now() - started) / 1000).toFixed(1)} s` };
@@ -102,7 +107,6 @@ const typecheck =
 // One media cache for every test file of the run: a stream one file encoded is reused by the others
 // (src/media/test-source.ts writes into it atomically); this script made it, so it removes it.
 const mediaDir = mkdtempSync(join(tmpdir(), 'gemma3n-trickle-test-media-'));
-const root = resolve(import.meta.dirname, '..');
 mkdirSync(join(root, '.test-build'), { recursive: true });
 const out = mkdtempSync(join(root, '.test-build', 'run-'));
 const cleanup = () => {
