@@ -67,8 +67,10 @@ async function keepPattern(file: string, p: Pattern): Promise<string> {
   const dest = patternCachePath(p);
   try {
     await mkdir(dirname(dest), { recursive: true });
-    await copyFile(file, `${dest}.part`);
-    await rename(`${dest}.part`, dest);
+    // a name of its own: two demos encoding at once each rename a complete copy into place
+    const part = `${dest}.${process.pid}.part`;
+    await copyFile(file, part);
+    await rename(part, dest);
     return dest;
   } catch {
     return file;

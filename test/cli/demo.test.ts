@@ -12,15 +12,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { tinyModelReply } from '../../src/model/tiny-model.js';
 import { testPattern } from '../../src/cli/demo-run.js';
-import { sourceCliArgs } from '../helpers/cli.js';
+import { demoCacheHome, sourceCliArgs } from '../helpers/cli.js';
 
 describe('demo command', () => {
   it('prints generation records that saw both frames and audio, then a summary', { timeout: 180_000 }, async (t) => {
-    const cache = await mkdtemp(join(tmpdir(), 'demo-cache-'));
-    t.after(() => rm(cache, { recursive: true, force: true }));
+    const own = await mkdtemp(join(tmpdir(), 'demo-cache-'));
+    t.after(() => rm(own, { recursive: true, force: true }));
+    const cache = demoCacheHome(own);
     const child = spawn(
       process.execPath,
-      // a small pattern: what this pins does not depend on the picture size, and 320x180 is a fifteenth of 720p's work
+      // a small pattern (the one the watch test uses, so one encode serves both): what this pins does not
+      // depend on the picture size, and 320x180 is a sixteenth of 720p's work
       sourceCliArgs('demo', '--tiny', '--pattern-size', '320x180', '--cycles', '2', '--every', '2', '--duration', '150'),
       { env: { ...process.env, XDG_CACHE_HOME: cache, LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] },
     );

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { launchBrowser } from '../helpers/browser.js';
 import { waitFor } from '../helpers/wait.js';
 import { watchChannels } from '../../src/cli/watch.js';
-import { sourceCliArgs } from '../helpers/cli.js';
+import { demoCacheHome, sourceCliArgs } from '../helpers/cli.js';
 
 interface PageState {
   currentTime: number;
@@ -44,8 +44,8 @@ describe('watch (live viewer)', () => {
     t.after(() => rm(dir, { recursive: true, force: true }));
     const child = spawn(
       process.execPath,
-      sourceCliArgs('demo', '--tiny', '--pattern-size', '640x360', '--watch', '--every', '2', '--duration', '100'),
-      { env: { ...process.env, XDG_CACHE_HOME: join(dir, 'cache'), LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] },
+      sourceCliArgs('demo', '--tiny', '--pattern-size', '320x180', '--watch', '--every', '2', '--duration', '100'),
+      { env: { ...process.env, XDG_CACHE_HOME: demoCacheHome(join(dir, 'cache')), LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
     t.after(async () => {

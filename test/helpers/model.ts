@@ -3,8 +3,7 @@
  *
  * - `startFakeEngine()` and `ScriptedBackend`: the model-layer test doubles, which live in
  *   src/model/testing/ (benches use them too) and are re-exported here.
- * - `tinyModelDir()`: the random-weight test model (src/model/tiny-model.ts), generated once per test
- *   process into a temp dir and removed at exit.
+ * - `tinyModelDir()`: the random-weight test model (src/model/tiny-model.ts), one per run (or process).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -12,6 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeTinyModel } from '../../src/model/tiny-model.js';
+import { SHARED_MEDIA_DIR_ENV } from '../../src/media/test-source.js';
 import { OpenAIBackend } from '../../src/model/openai.js';
 import { startFakeEngine } from '../../src/model/testing/fake-engine.js';
 export * from '../../src/model/testing/fake-engine.js';
@@ -29,11 +29,19 @@ export async function closedPort(): Promise<number> {
 
 let tinyDir: Promise<string> | undefined;
 
-/** The random-weight test model, generated once per test process (about a second) into a temp dir. */
+/**
+ * The random-weight test model. Under `npm test` one copy serves the whole run, in the run's shared
+ * cache dir (makeTinyModel writes atomically and leaves a current model alone, so files generating it
+ * at once are safe); otherwise it is generated once per process into a temp dir removed at exit.
+ */
 export function tinyModelDir(): Promise<string> {
   tinyDir ??= (async () => {
-    const root = mkdtempSync(join(tmpdir(), 'tiny-gemma3n-'));
-    process.once('exit', () => rmSync(root, { recursive: true, force: true }));
+    let root = process.env[SHARED_MEDIA_DIR_ENV];
+    if (!root) {
+      const own = mkdtempSync(join(tmpdir(), 'tiny-gemma3n-'));
+      process.once('exit', () => rmSync(own, { recursive: true, force: true }));
+      root = own;
+    }
     const dir = join(root, 'tiny-random-gemma3n');
     await makeTinyModel(dir);
     return dir;

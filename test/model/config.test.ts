@@ -1,7 +1,7 @@
 /** Backend selection from env/flags, request shaping helpers, WAV encoding and the tiny-model generator. */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -10,7 +10,7 @@ import { createBackend, describeBackend, parseDtype } from '../../src/model/inde
 import { backendConfigFrom } from '../../src/config/runtime.js';
 import { OpenAIBackend } from '../../src/model/openai.js';
 import { pickEvenly } from '../../src/model/request.js';
-import { makeTinyModel } from '../../src/model/tiny-model.js';
+import { makeTinyModel, TINY_MODEL_FINGERPRINT_FILE } from '../../src/model/tiny-model.js';
 import { TransformersBackend } from '../../src/model/transformers.js';
 
 describe('backend selection', () => {
@@ -139,8 +139,17 @@ describe('make-tiny-model', () => {
     const root = await mkdtemp(join(tmpdir(), 'tiny-det-'));
     try {
       await makeTinyModel(join(root, 'a'));
+      // b holds a model from some other generator (a stale fingerprint): it is written anew.
+      await mkdir(join(root, 'b'), { recursive: true });
+      await writeFile(join(root, 'b', TINY_MODEL_FINGERPRINT_FILE), 'an older generator');
       await makeTinyModel(join(root, 'b'));
       const files = (await readdir(join(root, 'a'), { recursive: true })).sort();
+      assert.ok(files.includes(TINY_MODEL_FINGERPRINT_FILE), 'a complete model names its generator');
+      // a already holds this generator's model: left as it is (nothing rewritten).
+      const before = (await stat(join(root, 'a', 'tokenizer.json'))).mtimeMs;
+      await makeTinyModel(join(root, 'a'));
+      assert.equal((await stat(join(root, 'a', 'tokenizer.json'))).mtimeMs, before, 'a current model is not rewritten');
+      assert.deepEqual((await readdir(join(root, 'a'), { recursive: true })).sort(), files, 'no temp files left');
       for (const f of ['config.json', 'generation_config.json', 'preprocessor_config.json', 'processor_config.json', 'tokenizer.json', 'tokenizer_config.json', 'chat_template.jinja']) {
         assert.ok(files.includes(f), f);
       }
