@@ -47,7 +47,8 @@ test('a data-server process killed and restarted on the same port 30 s later: ev
   const dataUrl = `${base}/data`;
   const sub = collectChannel(dataUrl);
   const clip = await makeTestSegments({ durationS: 8, fps: 10, width: 320, height: 240, gopS: 1, audio: 'aac', toneHz: 440 });
-  const s = await startLoopingStream({ streamId: 'restart', dataUrl, clip, paceMs: 500 });
+  // real time (one 1 s segment a second): a record a second, 30 of them queued through the outage
+  const s = await startLoopingStream({ streamId: 'restart', dataUrl, clip, paceMs: 1000 });
   t.after(async () => {
     await s.close();
     await sub.stop();
