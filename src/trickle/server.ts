@@ -32,6 +32,8 @@ export interface TrickleServerOptions {
   idleTimeoutMs?: number;
   /** How often idle channels are looked for; default 1 min. */
   sweepIntervalMs?: number;
+  /** The clock idleness is measured on (epoch ms); default Date.now. Tests move it by hand. */
+  now?: () => number;
   /** Largest segment a POST may write; past it the POST gets 413 and the segment is closed; default 64 MiB. */
   maxSegmentBytes?: number;
   /** Most channels at once; a POST that would autocreate one more gets 429; default 1024. */
@@ -48,7 +50,7 @@ const CHANGES = '_changes';
 
 class Channel {
   nextWrite = 0;
-  writeTime = Date.now();
+  writeTime: number;
   closed = false;
   /** Created over the network by autocreate (not by the embedding process). */
   remote = false;
@@ -57,7 +59,10 @@ class Channel {
   constructor(
     readonly name: string,
     readonly mimeType: string,
-  ) {}
+    private readonly now: () => number,
+  ) {
+    this.writeTime = now();
+  }
 
   segmentAt(seq: number): Segment | undefined {
     const s = this.slots[seq % SLOTS];
@@ -83,7 +88,7 @@ class Channel {
 
   touch(seq: number): void {
     this.nextWrite = seq + 1;
-    this.writeTime = Date.now();
+    this.writeTime = this.now();
   }
 
   close(): void {
@@ -117,7 +122,8 @@ function httpError(res: http.ServerResponse, status: number, msg: string, extra:
 }
 
 export class TrickleServer {
-  private readonly opts: Required<Omit<TrickleServerOptions, 'logger' | 'host' | 'port' | 'tls'>> & { host: string; port: number };
+  private readonly opts: Required<Omit<TrickleServerOptions, 'logger' | 'host' | 'port' | 'tls' | 'now'>> & { host: string; port: number };
+  private readonly now: () => number;
   private readonly log: Logger;
   private readonly basePath: string;
   private readonly channels = new Map<string, Channel>();
@@ -129,6 +135,7 @@ export class TrickleServer {
   private closing = false;
 
   constructor(opts: TrickleServerOptions = {}) {
+    this.now = opts.now ?? Date.now;
     this.basePath = normaliseBase(opts.basePath);
     this.opts = {
       host: opts.host ?? '127.0.0.1',
@@ -166,7 +173,7 @@ export class TrickleServer {
         socket.destroy();
       });
     });
-    if (this.opts.changefeed) this.channels.set(CHANGES, new Channel(CHANGES, 'application/json'));
+    if (this.opts.changefeed) this.channels.set(CHANGES, new Channel(CHANGES, 'application/json', this.now));
   }
 
   async listen(): Promise<void> {
@@ -260,7 +267,7 @@ export class TrickleServer {
   private getOrCreate(name: string, mimeType: string, remote: boolean): Channel {
     const existing = this.channels.get(name);
     if (existing) return existing;
-    const ch = new Channel(name, mimeType);
+    const ch = new Channel(name, mimeType, this.now);
     ch.remote = remote;
     this.channels.set(name, ch);
     this.log.debug({ channel: name, mimeType }, 'channel created');
@@ -286,7 +293,7 @@ export class TrickleServer {
   }
 
   private sweep(): void {
-    const cutoff = Date.now() - this.opts.idleTimeoutMs;
+    const cutoff = this.now() - this.opts.idleTimeoutMs;
     for (const ch of [...this.channels.values()]) {
       // `_…` channels are exempt (spec case 16) only when the embedding process made them: a client
       // autocreating `_…` names must not get channels that live forever.
