@@ -57,7 +57,6 @@ export type FromWorker =
   | {
       type: 'done';
       id: number;
-      text: string;
       promptTokens: number;
       completionTokens: number;
       encodeMs: number;

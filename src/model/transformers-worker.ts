@@ -103,7 +103,7 @@ async function generate(req: WireGenerate): Promise<void> {
     const encodeMs = performance.now() - t0;
     const promptTokens = inputs.input_ids!.dims.at(-1)!;
     if (criteria.interrupted) {
-      send({ type: 'done', id: req.id, text: '', promptTokens, completionTokens: 0, encodeMs, aborted: true });
+      send({ type: 'done', id: req.id, promptTokens, completionTokens: 0, encodeMs, aborted: true });
       return;
     }
 
@@ -129,13 +129,10 @@ async function generate(req: WireGenerate): Promise<void> {
       stopping_criteria: [criteria],
     } as never)) as Tensor;
     const generated = (out.slice as (...a: unknown[]) => Tensor)(null, [promptTokens, null]);
-    const text = (processor as unknown as { batch_decode: (t: Tensor, o: object) => string[] }).batch_decode(generated, {
-      skip_special_tokens: true,
-    })[0] ?? '';
+    // No text here: the reply is the streamed deltas, joined by the main thread (src/model/measure.ts).
     send({
       type: 'done',
       id: req.id,
-      text,
       promptTokens,
       completionTokens: generated.dims.at(-1) ?? 0,
       encodeMs,

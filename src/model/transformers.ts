@@ -342,7 +342,7 @@ export class TransformersBackend implements ModelBackend {
     }
     this.pending.delete(msg.id);
     if (msg.type === 'done') {
-      // msg.text (the worker's batch decode) is not used: the reply is the streamed deltas, joined.
+      // the reply text is the streamed deltas, joined (measure.ts); the worker sends none of its own
       p.channel.push({
         type: 'end',
         usage: { promptTokens: msg.promptTokens, completionTokens: msg.completionTokens },
