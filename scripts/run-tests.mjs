@@ -15,7 +15,7 @@
 // A full run (no arguments) also type-checks the tests, the page and the sources (tsx strips types
 // without checking them) alongside the tests, and fails when either fails; TYPECHECK=0 skips that.
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { createRequire } from 'node:module';
 import { join, relative, resolve } from 'node:path';
@@ -84,36 +84,6 @@ const rank = (f) => {
   return i < 0 ? LONGEST_FIRST.length : i;
 };
 const files = roots.flatMap((root) => collect(root, [])).sort((a, b) => rank(a) - rank(b));
-
-// Files that keep a process of their own: the long ones above, and those that spawn the CLI, a
-// model worker or a browser, measure the process (fds, RSS), or take seconds of real time. Every other
-// file is a short unit or loopback test; those share a few processes (each runs its files one after
-// another), which spares most of the ~0.3 CPU-s a test process costs to start and load its imports
-// (40-odd of them: about 12 CPU-s of a run on 2 cores). A new file shares unless it is listed here.
-const OWN_PROCESS = new Set([
-  ...LONGEST_FIRST,
-  'test/pipeline/soak.test.ts',
-  'test/pipeline/session-content.test.ts',
-  'test/pipeline/session-lifecycle.test.ts',
-  'test/pipeline/session-restart.test.ts',
-  'test/pipeline/content-aware.test.ts',
-  'test/pipeline/data-channel.test.ts',
-  'test/model/backend-contract.test.ts',
-  'test/model/transformers.test.ts',
-  'test/model/config.test.ts',
-  'test/model/openai.test.ts',
-  'test/server/readme-examples.test.ts',
-  'test/server/stop-mid-cycle.test.ts',
-  'test/trickle/clients.test.ts',
-  'test/trickle/file-publisher.test.ts',
-  'test/trickle/server.test.ts',
-  'test/viewer/page.test.ts',
-]);
-const SHARED_PROCESSES = 2;
-const ownProcess = (f) => {
-  const rel = f.replaceAll('\\', '/').replace(/^\.\//, '');
-  return OWN_PROCESS.has(rel) || rel.startsWith('test/cli/');
-};
 if (files.length === 0) {
   process.stderr.write('no test files found\n');
   process.exit(1);
@@ -166,20 +136,7 @@ try {
   });
   // `import x from './y.js'` already names the emitted files; the .ts entry points map to .js.
   for (const name of ['README.md', 'docs', 'dist', 'package.json']) symlinkSync(join(root, name), join(out, name));
-  const js = (f) => join(out, relative(root, resolve(f))).replace(/\.ts$/, '.js');
-  const own = files.filter(ownProcess).map(js);
-  const shared = files.filter((f) => !ownProcess(f)).map(js);
-  // Each shared process is one file importing its share of the rest, in name order: their tests
-  // register as they are imported and then run one at a time, as in a file of their own.
-  const groups = [];
-  for (let g = 0; g < Math.min(SHARED_PROCESSES, shared.length); g++) {
-    const mine = shared.filter((_, i) => i % SHARED_PROCESSES === g);
-    const entry = join(out, `shared-${g + 1}.test.js`);
-    writeFileSync(entry, mine.map((f) => `import ${JSON.stringify(`./${relative(out, f)}`)};\n`).join(''));
-    groups.push(entry);
-  }
-  const longest = own.filter((f) => rank(relative(out, f).replace(/\.js$/, '.ts')) < LONGEST_FIRST.length);
-  const built = [...longest, ...groups, ...own.filter((f) => !longest.includes(f))];
+  const built = files.map((f) => join(out, relative(root, resolve(f))).replace(/\.ts$/, '.js'));
   tests = await run(
     process.execPath,
     ['--enable-source-maps', '--test', '--test-reporter=spec', `--test-concurrency=${CONCURRENCY}`, ...built],
