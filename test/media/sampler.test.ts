@@ -196,9 +196,10 @@ describe('MediaSampler', () => {
   });
 
   it('replaces the decoder when the codecs change mid-stream (AAC → Opus, H.264 → HEVC)', async () => {
-    const a = await makeTestSegments({ durationS: 2, fps: 30, width: 640, height: 360, gopS: 1, audio: 'aac', toneHz: 440 });
-    const b = await makeTestSegments({ durationS: 2, fps: 30, width: 640, height: 360, gopS: 1, audio: 'opus', toneHz: 880, tsOffsetS: 2 });
-    const h = await makeTestSegments({ durationS: 2, fps: 30, width: 640, height: 360, gopS: 1, audio: 'opus', videoCodec: 'hevc', tsOffsetS: 4 });
+    // 320x180: the codecs are the point, not the size (x265 is the slowest encoder the tests run)
+    const a = await makeTestSegments({ durationS: 2, fps: 30, width: 320, height: 180, gopS: 1, audio: 'aac', toneHz: 440 });
+    const b = await makeTestSegments({ durationS: 2, fps: 30, width: 320, height: 180, gopS: 1, audio: 'opus', toneHz: 880, tsOffsetS: 2 });
+    const h = await makeTestSegments({ durationS: 2, fps: 30, width: 320, height: 180, gopS: 1, audio: 'opus', videoCodec: 'hevc', tsOffsetS: 4 });
     const s = sampler({ targetFps: 2, wantJpeg: false, wantRgb: true });
     const c = capture(s);
     feedSegments(s, [...a, ...b, ...h]);
