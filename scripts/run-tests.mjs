@@ -22,20 +22,11 @@ import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 
-function collect(path, out) {
+/** Every file under `path` (or `path` itself) whose name ends with `suffix`, in name order. */
+function collect(path, suffix, out = []) {
   if (statSync(path).isDirectory()) {
-    for (const name of readdirSync(path).sort()) collect(join(path, name), out);
-  } else if (path.endsWith('.test.ts')) {
-    out.push(path);
-  }
-  return out;
-}
-
-/** Every .ts file under `path` (sources, tests, helpers, scripts), for the transpile. */
-function collectTs(path, out) {
-  if (statSync(path).isDirectory()) {
-    for (const name of readdirSync(path)) collectTs(join(path, name), out);
-  } else if (path.endsWith('.ts') && !path.endsWith('.d.ts')) {
+    for (const name of readdirSync(path).sort()) collect(join(path, name), suffix, out);
+  } else if (path.endsWith(suffix) && !path.endsWith('.d.ts')) {
     out.push(path);
   }
   return out;
@@ -83,7 +74,7 @@ const rank = (f) => {
   const i = LONGEST_FIRST.indexOf(f.replaceAll('\\', '/').replace(/^\.\//, ''));
   return i < 0 ? LONGEST_FIRST.length : i;
 };
-const files = roots.flatMap((root) => collect(root, [])).sort((a, b) => rank(a) - rank(b));
+const files = roots.flatMap((root) => collect(root, '.test.ts')).sort((a, b) => rank(a) - rank(b));
 if (files.length === 0) {
   process.stderr.write('no test files found\n');
   process.exit(1);
@@ -122,7 +113,7 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
 }
 let tests;
 try {
-  const sources = ['src', 'test', 'scripts'].flatMap((dir) => collectTs(join(root, dir), []));
+  const sources = ['src', 'test', 'scripts'].flatMap((dir) => collect(join(root, dir), '.ts'));
   await build({
     entryPoints: sources,
     outdir: out,

@@ -122,18 +122,18 @@ function cleanUpNow(): void {
  * AAC) into `dir`, reporting seconds of media written so the wait is not silent. The ffmpeg
  * child is owned here: aborting `signal` kills it and this waits for it before rejecting.
  */
-async function encodeTestPattern(PATTERN: Pattern, dir: string, signal: AbortSignal, progress: (line: string) => void): Promise<string> {
+async function encodeTestPattern(pattern: Pattern, dir: string, signal: AbortSignal, progress: (line: string) => void): Promise<string> {
   const out = join(dir, 'test-pattern.ts');
   const tmp = `${out}.part`;
-  const gop = Math.round(PATTERN.gopS * PATTERN.fps);
+  const gop = Math.round(pattern.gopS * pattern.fps);
   const args = [
     '-hide_banner', '-nostdin', '-loglevel', 'error', '-nostats', '-progress', 'pipe:1', '-y',
-    '-f', 'lavfi', '-i', `testsrc2=size=${PATTERN.width}x${PATTERN.height}:rate=${PATTERN.fps}`,
-    '-f', 'lavfi', '-i', `sine=frequency=${PATTERN.toneHz}:sample_rate=48000`,
-    '-t', String(PATTERN.durationS),
+    '-f', 'lavfi', '-i', `testsrc2=size=${pattern.width}x${pattern.height}:rate=${pattern.fps}`,
+    '-f', 'lavfi', '-i', `sine=frequency=${pattern.toneHz}:sample_rate=48000`,
+    '-t', String(pattern.durationS),
     // ultrafast (B-frames back on) capped at a live ingest's 3 Mbit/s: less than half veryfast's encode
     // CPU, so a first run waits ~5 s instead of 10-20 s, at the size a real 720p30 input has.
-    '-c:v', 'libx264', '-preset', 'ultrafast', '-bf', '3', '-b:v', `${PATTERN.kbps}k`, '-maxrate', `${PATTERN.kbps}k`, '-bufsize', `${2 * PATTERN.kbps}k`,
+    '-c:v', 'libx264', '-preset', 'ultrafast', '-bf', '3', '-b:v', `${pattern.kbps}k`, '-maxrate', `${pattern.kbps}k`, '-bufsize', `${2 * pattern.kbps}k`,
     '-g', String(gop), '-keyint_min', String(gop), '-sc_threshold', '0',
     '-pix_fmt', 'yuv420p', '-c:a', 'aac', '-b:a', '96k', '-ac', '2',
     '-f', 'mpegts', tmp,
@@ -152,9 +152,9 @@ async function encodeTestPattern(PATTERN: Pattern, dir: string, signal: AbortSig
     const m = /^out_time_us=(\d+)/.exec(line);
     if (!m) return;
     const s = Math.floor(Number(m[1]) / 1e6);
-    if (s >= reported + 4 && s < PATTERN.durationS) {
+    if (s >= reported + 4 && s < pattern.durationS) {
       reported = s;
-      progress(`encoding test pattern: ${s}/${PATTERN.durationS} s of media`);
+      progress(`encoding test pattern: ${s}/${pattern.durationS} s of media`);
     }
   });
   const result = await new Promise<{ code: number | null; error?: Error }>((resolve) => {
@@ -174,7 +174,7 @@ async function encodeTestPattern(PATTERN: Pattern, dir: string, signal: AbortSig
 export async function runDemo(o: DemoOptions, out: NodeJS.WritableStream, signal: AbortSignal): Promise<DemoSummary> {
   const log = childLogger('demo');
   signal.throwIfAborted();
-  const PATTERN = testPattern(o.patternSize);
+  const pattern = testPattern(o.patternSize);
   let backend: ModelBackend;
   if (o.tiny) {
     const dir = o.tinyDir ?? tinyModelHome();
@@ -243,12 +243,12 @@ export async function runDemo(o: DemoOptions, out: NodeJS.WritableStream, signal
 
   try {
     let input = o.input;
-    if (!input && existsSync(patternCachePath(PATTERN))) input = patternCachePath(PATTERN);
+    if (!input && existsSync(patternCachePath(pattern))) input = patternCachePath(pattern);
     if (!input) {
       mediaDir = await mkdtemp(join(tmpdir(), 'gemma3n-trickle-demo-'));
       live.dirs.add(mediaDir);
-      process.stderr.write(`encoding a ${PATTERN.durationS} s test pattern + ${PATTERN.toneHz} Hz tone (takes a few seconds; the model loads meanwhile)…\n`);
-      input = await keepPattern(await encodeTestPattern(PATTERN, mediaDir, stopAll.signal, (line) => process.stderr.write(`${line}\n`)), PATTERN);
+      process.stderr.write(`encoding a ${pattern.durationS} s test pattern + ${pattern.toneHz} Hz tone (takes a few seconds; the model loads meanwhile)…\n`);
+      input = await keepPattern(await encodeTestPattern(pattern, mediaDir, stopAll.signal, (line) => process.stderr.write(`${line}\n`)), pattern);
     }
     process.stderr.write(`input: ${input}${o.input ? '' : ' (generated test pattern + tone, looped)'}\n`);
 

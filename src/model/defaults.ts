@@ -69,19 +69,20 @@ export interface BackendConfig {
   onProgress?: (p: ProgressEvent) => void;
 }
 
-function invalid(message: string): AppError {
+/** A model setting the runner cannot use (the CLI prints it; the server never starts). */
+export function invalidModelConfig(message: string): AppError {
   return new AppError('invalid_config', message);
 }
 
 function checkDtypeValue(v: string, where: string): void {
   if (!(VALID_DTYPES as readonly string[]).includes(v)) {
-    throw invalid(`MODEL_DTYPE / --dtype: unknown dtype "${v}"${where}; valid: ${VALID_DTYPES.join(', ')}`);
+    throw invalidModelConfig(`MODEL_DTYPE / --dtype: unknown dtype "${v}"${where}; valid: ${VALID_DTYPES.join(', ')}`);
   }
 }
 
 function checkDtypeMap(map: Record<string, string>): Record<string, string> {
   for (const [k, v] of Object.entries(map)) {
-    if (!MODEL_SESSIONS.includes(k)) throw invalid(`MODEL_DTYPE / --dtype: unknown session "${k}"; valid: ${MODEL_SESSIONS.join(', ')}`);
+    if (!MODEL_SESSIONS.includes(k)) throw invalidModelConfig(`MODEL_DTYPE / --dtype: unknown session "${k}"; valid: ${MODEL_SESSIONS.join(', ')}`);
     checkDtypeValue(v, ` for ${k}`);
   }
   return map;
@@ -98,10 +99,10 @@ export function parseDtype(raw: string): DtypeOption {
     try {
       parsed = JSON.parse(text);
     } catch {
-      throw invalid(`MODEL_DTYPE / --dtype: not valid JSON: ${raw}`);
+      throw invalidModelConfig(`MODEL_DTYPE / --dtype: not valid JSON: ${raw}`);
     }
     if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed) || Object.values(parsed).some((v) => typeof v !== 'string')) {
-      throw invalid(`MODEL_DTYPE / --dtype: expected a JSON object of strings, got ${raw}`);
+      throw invalidModelConfig(`MODEL_DTYPE / --dtype: expected a JSON object of strings, got ${raw}`);
     }
     return checkDtypeMap(parsed as Record<string, string>);
   }
@@ -112,7 +113,7 @@ export function parseDtype(raw: string): DtypeOption {
   const map: Record<string, string> = {};
   for (const pair of text.split(',')) {
     const [k, v] = pair.split('=').map((x) => x.trim());
-    if (!k || !v) throw invalid(`MODEL_DTYPE / --dtype: bad entry "${pair}"`);
+    if (!k || !v) throw invalidModelConfig(`MODEL_DTYPE / --dtype: bad entry "${pair}"`);
     map[k] = v;
   }
   return checkDtypeMap(map);

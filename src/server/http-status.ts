@@ -7,10 +7,10 @@
 import { ERROR_CODES, errorCode } from '../errors.js';
 import type { ErrorCodeInfo } from '../error-codes.js';
 
-/** The status `err` answers with: its code's registered status, else `fallback` (500: our fault). */
-export function httpStatusOf(err: unknown, fallback = 500): number {
+/** The status `err` answers with: its code's registered status, else 500 (our fault). */
+export function httpStatusOf(err: unknown): number {
   const info: ErrorCodeInfo = ERROR_CODES[errorCode(err)];
-  return info.http ?? fallback;
+  return info.http ?? 500;
 }
 
 /** A caller's mistake (a 4xx), as opposed to ours. */

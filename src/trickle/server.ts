@@ -17,6 +17,7 @@ import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { childLogger, type Logger } from '../log.js';
+import { systemClock, type Clock } from '../util/time.js';
 import { Segment } from './segment.js';
 
 export interface TrickleServerOptions {
@@ -32,8 +33,8 @@ export interface TrickleServerOptions {
   idleTimeoutMs?: number;
   /** How often idle channels are looked for; default 1 min. */
   sweepIntervalMs?: number;
-  /** The clock idleness is measured on (epoch ms); default Date.now. Tests move it by hand. */
-  now?: () => number;
+  /** The clock idleness is measured on (src/util/time.ts); default the system clock. Tests move it by hand. */
+  clock?: Pick<Clock, 'now'>;
   /** Largest segment a POST may write; past it the POST gets 413 and the segment is closed; default 64 MiB. */
   maxSegmentBytes?: number;
   /** Most channels at once; a POST that would autocreate one more gets 429; default 1024. */
@@ -122,7 +123,7 @@ function httpError(res: http.ServerResponse, status: number, msg: string, extra:
 }
 
 export class TrickleServer {
-  private readonly opts: Required<Omit<TrickleServerOptions, 'logger' | 'host' | 'port' | 'tls' | 'now'>> & { host: string; port: number };
+  private readonly opts: Required<Omit<TrickleServerOptions, 'logger' | 'host' | 'port' | 'tls' | 'clock'>> & { host: string; port: number };
   private readonly now: () => number;
   private readonly log: Logger;
   private readonly basePath: string;
@@ -135,7 +136,8 @@ export class TrickleServer {
   private closing = false;
 
   constructor(opts: TrickleServerOptions = {}) {
-    this.now = opts.now ?? Date.now;
+    const clock = opts.clock ?? systemClock;
+    this.now = () => clock.now();
     this.basePath = normaliseBase(opts.basePath);
     this.opts = {
       host: opts.host ?? '127.0.0.1',

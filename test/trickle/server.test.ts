@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { RawGet, RawPost, rawRequest, sleep, startTrickleServer, until } from '../helpers/trickle.js';
 import { waitFor } from '../helpers/wait.js';
+import { ManualClock } from '../helpers/clock.js';
 
 test('case 1: GET on an unknown channel answers 404 "Stream not found"', async (t) => {
   const srv = await startTrickleServer();
@@ -265,19 +266,19 @@ test('case 15: Lp-Trickle-Reset closes older segments, releasing a reader stuck 
 
 test('case 16: idle channels are swept (GET → 404) except names starting with "_"', async (t) => {
   // Idleness is measured on a clock the test moves, so a loaded machine cannot make "busy" look idle.
-  let now = 1_000_000;
-  const srv = await startTrickleServer({ idleTimeoutMs: 100, sweepIntervalMs: 20, now: () => now });
+  const clock = new ManualClock();
+  const srv = await startTrickleServer({ idleTimeoutMs: 100, sweepIntervalMs: 20, clock });
   t.after(() => srv.close());
   srv.createChannel('idle', 'text/plain');
   srv.createChannel('_internal', 'text/plain');
   srv.createChannel('busy', 'text/plain');
-  now += 150;
+  await clock.advance(150);
   assert.equal((await rawRequest('POST', `${srv.url}busy/0`, { body: 'tick' })).status, 200);
   await waitFor('the idle channel swept', () => !srv.hasChannel('idle'), 5000);
   assert.equal((await rawRequest('GET', `${srv.url}idle/0`)).status, 404);
   assert.equal(srv.hasChannel('_internal'), true);
   assert.equal(srv.hasChannel('busy'), true, 'written within the idle timeout');
-  now += 150;
+  await clock.advance(150);
   await waitFor('busy swept once it has been idle as long', () => !srv.hasChannel('busy'), 5000);
   assert.equal(srv.hasChannel('_internal'), true, '"_" channels made in-process are never swept');
 });
