@@ -61,6 +61,7 @@ const LONGEST_FIRST = [
   'test/media/sampler.test.ts',
   'test/media/relay.test.ts',
   'test/cli/watch.test.ts',
+  'test/media/decoder.test.ts',
   'test/cli/demo.test.ts',
   'test/server/many-streams.test.ts',
   'test/pipeline/session.test.ts',

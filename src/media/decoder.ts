@@ -168,6 +168,8 @@ export class FfmpegDecoder {
   private exited = false;
   private lastError: string | undefined;
   private lastFramePtsMs: number | undefined;
+  /** While closing: the kill-on-silence timer (see close). */
+  private drainTimer: NodeJS.Timeout | null = null;
   readonly exitedPromise: Promise<void>;
 
   constructor(config: DecoderConfig, private readonly on: DecoderEvents, logger?: Logger) {
@@ -182,10 +184,19 @@ export class FfmpegDecoder {
     const out = this.child.stdout!;
     const audio = this.child.stdio[3] as Readable;
     const err = this.child.stderr!;
-    out.on('data', (c: Buffer) => this.onVideoBytes(c));
-    audio.on('data', (c: Buffer) => this.onAudioBytes(c));
+    out.on('data', (c: Buffer) => {
+      this.progressed();
+      this.onVideoBytes(c);
+    });
+    audio.on('data', (c: Buffer) => {
+      this.progressed();
+      this.onAudioBytes(c);
+    });
     err.setEncoding('utf8');
-    err.on('data', (s: string) => this.onStderr(s));
+    err.on('data', (s: string) => {
+      this.progressed();
+      this.onStderr(s);
+    });
     out.on('error', () => undefined);
     audio.on('error', () => undefined);
     this.exitedPromise = new Promise((resolve) => {
@@ -243,15 +254,27 @@ export class FfmpegDecoder {
     if (!this.exited) this.child.kill('SIGKILL');
   }
 
-  /** Graceful end with a deadline, then SIGKILL. */
-  async close(graceMs = 3000): Promise<void> {
+  /**
+   * Graceful end: ffmpeg drains what it was given, then SIGKILL once it has been silent (no frame, no
+   * audio, no log line) for `idleGraceMs`. The deadline is on silence, not on the whole drain: input fed
+   * faster than real time leaves a backlog that may take longer than any fixed grace to decode, and
+   * killing a decoder that is still producing loses those frames. A hung one still goes within the grace.
+   */
+  async close(idleGraceMs = 3000): Promise<void> {
     this.end();
-    const t = setTimeout(() => this.kill(), graceMs);
+    const t = setTimeout(() => this.kill(), idleGraceMs);
+    this.drainTimer = t;
     try {
       await this.exitedPromise;
     } finally {
       clearTimeout(t);
+      this.drainTimer = null;
     }
+  }
+
+  /** Any output while draining pushes the idle deadline back. */
+  private progressed(): void {
+    this.drainTimer?.refresh();
   }
 
   private onVideoBytes(c: Buffer): void {

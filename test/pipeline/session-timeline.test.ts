@@ -23,6 +23,10 @@ test('during an audio-only stretch the last video frames age out by stream time 
   const h = await startPipelineHarness({ backend, params: PARAMS, noOutput: true });
   t.after(() => h.close());
   await h.feed(av, 50);
+  // Fed at 20× real time, decoded video trails the audio by a few hundred ms of wall time (JPEG
+  // encoding, ffmpeg's frame delay): let the A/V part's frames reach the buffers before the audio-only
+  // part moves stream time on, or on a busy machine they would age out before any window carried them.
+  await waitFor('the A/V part sampled', () => (h.session.status().counters.frames_in ?? 0) >= 4, 20_000);
   await h.feed(audioOnly, 50);
   await h.endInput();
   await h.session.done;
