@@ -10,12 +10,13 @@
 // README.md, docs/, dist/ and package.json linked in for the tests that read them, and is removed at
 // the end. Stack traces map back to the .ts sources (inline source maps).
 //
-// Every test file shares one media cache dir for the run (see below).
+// Every test file shares one media cache dir, kept between runs (see below).
 //
 // A full run (no arguments) also type-checks the tests, the page and the sources (tsx strips types
 // without checking them) alongside the tests, and fails when either fails; TYPECHECK=0 skips that.
-import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { createRequire } from 'node:module';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -99,13 +100,43 @@ const typecheck =
       })()
     : Promise.resolve(undefined);
 
-// One media cache for every test file of the run: a stream one file encoded is reused by the others
-// (src/media/test-source.ts writes into it atomically); this script made it, so it removes it.
-const mediaDir = mkdtempSync(join(tmpdir(), 'gemma3n-trickle-test-media-'));
+// One media cache for every test file: a stream one file encoded is reused by the others (and the
+// tiny model and the demo's encoded pattern are written once), all written atomically by their
+// generators. What is in it is a function of the generators' code and of ffmpeg, so it is kept between
+// runs (like the type checker's state, under node_modules/.cache) in a folder named by a hash of both:
+// a change to either starts a new folder, and one unused for an hour is removed. A re-run then decodes streams
+// instead of encoding them first. TEST_MEDIA_CACHE=0 uses a fresh folder for this run only.
+function mediaCacheKey() {
+  const h = createHash('sha256');
+  const sources = ['src/media', 'src/cli', 'src/model'].flatMap((dir) => collect(join(root, dir), '.ts'));
+  for (const f of sources) h.update(relative(root, f)).update(readFileSync(f));
+  const ffmpeg = spawnSync('ffmpeg', ['-version'], { encoding: 'utf8' });
+  h.update(ffmpeg.stdout ?? '');
+  return h.digest('hex').slice(0, 16);
+}
+const keepMedia = process.env.TEST_MEDIA_CACHE !== '0';
+let mediaDir;
+if (keepMedia) {
+  const cacheRoot = join(root, 'node_modules', '.cache', 'gemma3n-trickle', 'test-media');
+  const key = mediaCacheKey();
+  mkdirSync(cacheRoot, { recursive: true });
+  mediaDir = join(cacheRoot, key);
+  mkdirSync(mediaDir, { recursive: true });
+  const now = new Date();
+  utimesSync(mediaDir, now, now);
+  // Another checkout sharing node_modules (a worktree) may be running on another folder right now: only
+  // folders no run has started on for an hour go.
+  for (const name of readdirSync(cacheRoot)) {
+    const dir = join(cacheRoot, name);
+    if (name !== key && now.getTime() - statSync(dir).mtimeMs > 3600_000) rmSync(dir, { recursive: true, force: true });
+  }
+} else {
+  mediaDir = mkdtempSync(join(tmpdir(), 'gemma3n-trickle-test-media-'));
+}
 mkdirSync(join(root, '.test-build'), { recursive: true });
 const out = mkdtempSync(join(root, '.test-build', 'run-'));
 const cleanup = () => {
-  rmSync(mediaDir, { recursive: true, force: true });
+  if (!keepMedia) rmSync(mediaDir, { recursive: true, force: true });
   rmSync(out, { recursive: true, force: true });
 };
 for (const sig of ['SIGINT', 'SIGTERM']) {

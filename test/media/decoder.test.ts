@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FfmpegDecoder, type DecoderConfig, type DecodedFrame } from '../../src/media/decoder.js';
 import { makeTestSegments } from '../helpers/media.js';
+import { waitFor } from '../helpers/wait.js';
 
 /**
  * Fault injection: an ffmpeg that reads its input at the stream's own rate (`-re`), so a backlog
@@ -40,13 +41,15 @@ describe('FfmpegDecoder.close', () => {
         exit: (e) => (exit = e),
       });
       for (const s of segs) d.write(s);
+      // Closed once it is producing (a start-up slowed by a busy machine is not what this pins).
+      await waitFor('the first frame', () => frames.length > 0, 20_000);
       const started = performance.now();
       await d.close(graceMs);
       return { pts: frames.map((f) => f.ptsMs), ms: performance.now() - started, signal: exit?.signal };
     };
     const all = await decode('ffmpeg', 3000);
     assert.ok(all.pts.length >= 30, `the reference decode has the stream's frames (${all.pts.length})`);
-    // 4 s of stream at real time against a 1.5 s grace: a deadline on the whole drain would cut it.
+    // ~3.5 s of stream left at real time against a 1.5 s grace: a deadline on the whole drain would cut it.
     const slow = await decode(realTimeFfmpeg(t), 1500);
     assert.ok(slow.ms > 1500, 'the drain outlasted the grace (the double reads in real time)');
     assert.deepEqual(slow.pts, all.pts);

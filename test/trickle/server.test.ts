@@ -272,8 +272,11 @@ test('case 16: idle channels are swept (GET → 404) except names starting with 
   srv.createChannel('idle', 'text/plain');
   srv.createChannel('_internal', 'text/plain');
   srv.createChannel('busy', 'text/plain');
-  await clock.advance(150);
+  // Written at 60 ms, checked at 150 ms: 'busy' has been idle 90 ms and 'idle' 150 ms (the sweep runs
+  // on real time, so at no moment of the clock may 'busy' have been idle past the timeout).
+  await clock.advance(60);
   assert.equal((await rawRequest('POST', `${srv.url}busy/0`, { body: 'tick' })).status, 200);
+  await clock.advance(90);
   await waitFor('the idle channel swept', () => !srv.hasChannel('idle'), 5000);
   assert.equal((await rawRequest('GET', `${srv.url}idle/0`)).status, 404);
   assert.equal(srv.hasChannel('_internal'), true);
