@@ -14,7 +14,8 @@
  */
 import { isatty } from 'node:tty';
 import { pino, type DestinationStream, type Logger } from 'pino';
-import { PinoPretty } from 'pino-pretty';
+import { createRequire } from 'node:module';
+import type { PinoPretty as PinoPrettyFn } from 'pino-pretty';
 import { AppError } from './errors.js';
 
 export type { Logger };
@@ -54,6 +55,14 @@ export function resolveLogFormat(fd: number, env: NodeJS.ProcessEnv = process.en
   return isatty(fd) ? 'pretty' : 'json';
 }
 
+/**
+ * pino-pretty (and its ~30 modules) is loaded only when a terminal reads the logs: a server in a
+ * container, and every child process the tests start, logs JSON and never needs it.
+ */
+function prettyStream(): typeof PinoPrettyFn {
+  return (createRequire(import.meta.url)('pino-pretty') as { PinoPretty: typeof PinoPrettyFn }).PinoPretty;
+}
+
 export function configureRootLogger(setup: LoggerSetup): Logger {
   const fd = setup.fd ?? 1;
   const format = setup.format ?? resolveLogFormat(fd);
@@ -61,7 +70,7 @@ export function configureRootLogger(setup: LoggerSetup): Logger {
   // lines, and a synchronous write means the last lines before process.exit() are not lost.
   const destination: DestinationStream =
     format === 'pretty'
-      ? PinoPretty({ destination: fd, sync: true, colorize: isatty(fd), translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,name' })
+      ? prettyStream()({ destination: fd, sync: true, colorize: isatty(fd), translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,name' })
       : pino.destination({ fd, sync: false });
   root = pino(
     { name: 'gemma3n-trickle', level: setup.level ?? (process.env.LOG_LEVEL?.trim() ? parseLogLevel(process.env.LOG_LEVEL) : 'info'), base: { pid: process.pid } },

@@ -21,7 +21,7 @@ import { FairScheduler } from '../model/fair-scheduler.js';
 import { createSharedSessionFactory } from '../pipeline/shared-session.js';
 import { startRunnerServer, type RunnerServerHandle } from '../server/index.js';
 import { isLoopbackHost, keepRegistered, registrationFromSettings } from '../server/register.js';
-import { backendConfigFrom, configureLogging, defaultMaxInFlight, parseRuntimeConfig } from '../config/runtime.js';
+import { backendConfigFrom, configureLogging, defaultMaxInFlight, type RuntimeConfig } from '../config/runtime.js';
 import type { ServeOptions } from './serve.js';
 
 /** The backend the flags and the environment describe (flag > env > default; one ConfigError otherwise). */
@@ -50,9 +50,8 @@ export function installSignalHandlers(stop: () => Promise<void>): void {
   process.on('SIGINT', onSignal);
 }
 
-export async function runServe(o: ServeOptions): Promise<void> {
-  // Every setting is parsed and validated here, before anything listens: one error lists every problem.
-  const cfg = parseRuntimeConfig(process.env, o);
+/** `cfg`: every setting, parsed and validated before anything listens (one error lists every problem). */
+export async function runServe(cfg: Readonly<RuntimeConfig>): Promise<void> {
   configureLogging(cfg.log);
   const logger = childLogger('server');
   const { port, host } = cfg.server;

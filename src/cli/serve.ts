@@ -5,7 +5,7 @@
  * other commands (and `--help`) never load the backends, the pipeline or the HTTP server.
  */
 import { Option, type Command } from 'commander';
-import { flagOption, type RuntimeFlags, type SettingKey } from '../config/runtime.js';
+import { flagOption, parseRuntimeConfig, type RuntimeFlags, type SettingKey } from '../config/runtime.js';
 
 /** Flags of `serve` and `demo` as commander hands them over (strings; see src/config/runtime.ts). */
 export interface ServeOptions extends RuntimeFlags {
@@ -28,7 +28,10 @@ export function registerServeCommand(program: Command): void {
   const cmd = program.command('serve').description('Run the runner: the PyTrickle-compatible control API on --port (default 8000)');
   for (const key of ['port', 'host', 'apiToken', 'capabilityCapacity', 'maxInFlight'] as const) addSettingOption(cmd, key);
   addBackendOptions(cmd).action(async (o: ServeOptions) => {
+    // Settings first: a refused start (every problem listed at once) does not load the server, the
+    // engine client and the metrics registry only to exit.
+    const cfg = parseRuntimeConfig(process.env, o);
     const { runServe } = await import('./serve-run.js');
-    await runServe(o);
+    await runServe(cfg);
   });
 }

@@ -22,6 +22,24 @@ export const DEFAULT_WARMUP_DEADLINE_MS = 600_000;
 /** What the generated random-weight test model calls itself (src/model/tiny-model.ts). */
 export const TINY_MODEL_LABEL = 'tiny-random-gemma3n (random-weight test model, NOT a real Gemma 3n)';
 
+/**
+ * What the tiny model's scripted decoder names: the modalities that reached it. Here, not in the
+ * generator, so that what only needs the reply (the fake engine, every test that uses it) does not load
+ * the ONNX protobuf encoder.
+ */
+export type TinyModelMode = 'text' | 'image' | 'audio' | 'both';
+export const TINY_MODEL_MODES: readonly TinyModelMode[] = ['text', 'image', 'audio', 'both'];
+
+/** The exact text the tiny model replies with (special tokens skipped) for a given set of inputs. */
+export function tinyModelReply(mode: TinyModelMode): string {
+  return `${mode} (random-weight test model)`;
+}
+
+/** Which mode the tiny model will name for a request. */
+export function tinyModelMode(hasImages: boolean, hasAudio: boolean): TinyModelMode {
+  return TINY_MODEL_MODES[(hasImages ? 1 : 0) + (hasAudio ? 2 : 0)]!;
+}
+
 export const DEFAULT_TRANSFORMERS_MODEL = 'onnx-community/gemma-3n-E2B-it-ONNX';
 /**
  * Per-session dtypes for CPU: 8-bit embeddings/encoders and a 4-bit decoder (≈5 GB for E2B). A single

@@ -93,4 +93,10 @@ export function describeBackend(backend: ModelBackend): BackendDescription {
 export { ModelError, ModelAbortError, isAbortError } from './errors.js';
 export { OpenAIBackend, type OpenAIBackendOptions } from './openai.js';
 export { TransformersBackend, type TransformersBackendOptions } from './transformers.js';
-export { makeTinyModel, tinyModelReply, tinyModelMode, TINY_MODEL_LABEL } from './tiny-model.js';
+export { tinyModelReply, tinyModelMode, TINY_MODEL_LABEL } from './defaults.js';
+
+/** Writes the random-weight test model (src/model/tiny-model.ts, loaded only when called: it brings the ONNX encoder). */
+export async function makeTinyModel(dir: string): Promise<void> {
+  const { makeTinyModel: make } = await import('./tiny-model.js');
+  await make(dir);
+}

@@ -25,8 +25,8 @@ import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { TINY_MODEL_LABEL } from './defaults.js';
-export { TINY_MODEL_LABEL };
+import { TINY_MODEL_LABEL, TINY_MODEL_MODES } from './defaults.js';
+export { TINY_MODEL_LABEL, tinyModelMode, tinyModelReply, type TinyModelMode } from './defaults.js';
 import { DT, encodeModel, floatTensor, int64Tensor, valueInfo, type GraphSpec, type NodeSpec } from './onnx-graph.js';
 
 /** Label used in file contents so nobody mistakes this for a real model. */
@@ -57,20 +57,9 @@ export const GEMMA3N_TOKEN_IDS = {
   audio: 262273,
 } as const;
 
-export type TinyModelMode = 'text' | 'image' | 'audio' | 'both';
-const MODES: TinyModelMode[] = ['text', 'image', 'audio', 'both'];
+const MODES = TINY_MODEL_MODES;
 /** The reply after the mode word, as tokenizer pieces ("▁" is a leading space). */
 const TAIL_PIECES = ['▁(', 'random', '-', 'weight', '▁test', '▁model', ')'];
-
-/** The exact text the tiny model replies with (special tokens skipped) for a given set of inputs. */
-export function tinyModelReply(mode: TinyModelMode): string {
-  return `${mode} (random-weight test model)`;
-}
-
-/** Which mode the tiny model will name for a request. */
-export function tinyModelMode(hasImages: boolean, hasAudio: boolean): TinyModelMode {
-  return MODES[(hasImages ? 1 : 0) + (hasAudio ? 2 : 0)]!;
-}
 
 /** Same graphs under the file suffixes of the quantised dtypes, so the production dtype map loads too. */
 const DTYPE_SUFFIXES = ['', '_quantized', '_q4'];

@@ -10,7 +10,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tinyModelMode, type TinyModelMode } from '../tiny-model.js';
+import { tinyModelMode, type TinyModelMode } from '../defaults.js';
 
 export interface RecordedRequest {
   method: string;
