@@ -27,6 +27,14 @@ export async function closedPort(): Promise<number> {
   return port;
 }
 
+/**
+ * The audio pad for engine-path backends in pipeline and server tests: 1 s (the engine's minimum)
+ * instead of the production 30 s, i.e. a thirtieth of the WAV to encode, send and parse per request.
+ * Nothing those tests check depends on the pad length; test/model/openai.test.ts and the backend
+ * contract run the default.
+ */
+export const TEST_AUDIO_PAD_SAMPLES = 16_000;
+
 let tinyDir: Promise<string> | undefined;
 
 /**
@@ -52,7 +60,7 @@ export function tinyModelDir(): Promise<string> {
 /** An OpenAIBackend on a fresh fake engine (8 images per request), both closed when the test ends. */
 export async function fakeEngineBackend(t: { after: (fn: () => Promise<void>) => void }): Promise<OpenAIBackend> {
   const engine = await startFakeEngine();
-  const backend = new OpenAIBackend({ baseURL: engine.baseURL, capabilities: { maxImages: 8 } });
+  const backend = new OpenAIBackend({ baseURL: engine.baseURL, capabilities: { maxImages: 8 }, audioPadSamples: TEST_AUDIO_PAD_SAMPLES });
   t.after(async () => {
     await backend.close();
     await engine.close();

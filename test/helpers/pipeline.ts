@@ -12,6 +12,7 @@ import { OpenAIBackend } from '../../src/model/openai.js';
 import { startFakeEngine } from '../../src/model/testing/fake-engine.js';
 import { createSessionFactory, type PipelineSession, type SessionDeps } from '../../src/pipeline/session.js';
 import { sleep } from './wait.js';
+import { TEST_AUDIO_PAD_SAMPLES } from './model.js';
 
 export interface ChannelCollector {
   /** Each segment's body, in arrival order. */
@@ -184,7 +185,7 @@ export interface LoopingStream {
  */
 export async function startLoopingStream(opts: { streamId: string; dataUrl: string; clip: Buffer[]; paceMs: number }): Promise<LoopingStream> {
   const engine = await startFakeEngine();
-  const backend = new OpenAIBackend({ baseURL: engine.baseURL, capabilities: { maxImages: 4 } });
+  const backend = new OpenAIBackend({ baseURL: engine.baseURL, capabilities: { maxImages: 4 }, audioPadSamples: TEST_AUDIO_PAD_SAMPLES });
   const media = new TrickleServer({ port: 0, host: '127.0.0.1' });
   await media.listen();
   media.createChannel('in', 'video/MP2T');

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { OpenAIBackend } from '../../src/model/openai.js';
 import { parseParamsUpdate } from '../../src/config/params.js';
 import { makeTestSegments } from '../helpers/media.js';
-import { startFakeEngine, type FakeEngine } from '../helpers/model.js';
+import { startFakeEngine, type FakeEngine, TEST_AUDIO_PAD_SAMPLES } from '../helpers/model.js';
 import { startPipelineHarness, type PipelineHarness } from '../helpers/pipeline.js';
 import { waitFor, sleep } from '../helpers/wait.js';
 
@@ -16,7 +16,7 @@ const STREAM = { durationS: 8, fps: 15, width: 320, height: 240, gopS: 1, audio:
 
 async function setup(t: { after: (fn: () => Promise<void>) => void }, engineOpts: Parameters<typeof startFakeEngine>[0] = {}) {
   const engine = await startFakeEngine(engineOpts);
-  const backend = new OpenAIBackend({ baseURL: engine.baseURL, capabilities: { maxImages: 8 } });
+  const backend = new OpenAIBackend({ baseURL: engine.baseURL, capabilities: { maxImages: 8 }, audioPadSamples: TEST_AUDIO_PAD_SAMPLES });
   t.after(async () => {
     await backend.close();
     await engine.close();

@@ -16,7 +16,7 @@ import { TricklePublisher } from '../../src/trickle/publisher.js';
 import { TrickleServer } from '../../src/trickle/server.js';
 import { rootLogger } from '../../src/log.js';
 import { makeTestSegments } from '../helpers/media.js';
-import { startFakeEngine } from '../helpers/model.js';
+import { startFakeEngine, TEST_AUDIO_PAD_SAMPLES } from '../helpers/model.js';
 import { collectChannel } from '../helpers/pipeline.js';
 import { request, startTestServer } from '../helpers/server.js';
 import { sleep, waitFor } from '../helpers/wait.js';
@@ -38,7 +38,7 @@ async function startStopCycles(cycles: number, opts: { minCycleMs: number }): Pr
   const engine = await startFakeEngine({ keepBodies: 4 });
   const trickle = new TrickleServer();
   await trickle.listen();
-  const backend = new OpenAIBackend({ baseURL: engine.baseURL, capabilities: { maxImages: 8 } });
+  const backend = new OpenAIBackend({ baseURL: engine.baseURL, capabilities: { maxImages: 8 }, audioPadSamples: TEST_AUDIO_PAD_SAMPLES });
   const srv = await startTestServer({ backend, sessionFactory: createSessionFactory({ backend, logger: rootLogger(), flushTimeoutMs: 2000 }) });
   trickle.createChannel('s-data', 'application/jsonl');
   trickle.createChannel('s-events', 'application/json');

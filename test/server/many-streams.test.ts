@@ -20,7 +20,7 @@ import { collectChannel, type ChannelCollector } from '../helpers/pipeline.js';
 import { makeTestSegments, sha256 } from '../helpers/media.js';
 import { startTrickleServer } from '../helpers/trickle.js';
 import { sleep, waitFor } from '../helpers/wait.js';
-import { startFakeEngine, type FakeEngine } from '../helpers/model.js';
+import { startFakeEngine, type FakeEngine, TEST_AUDIO_PAD_SAMPLES } from '../helpers/model.js';
 import { OpenAIBackend } from '../../src/model/openai.js';
 import { FairScheduler } from '../../src/model/fair-scheduler.js';
 import { createSharedSessionFactory } from '../../src/pipeline/shared-session.js';
@@ -48,7 +48,7 @@ interface Rig {
 async function startRig(opts: { maxInFlight: number; chunkDelayMs?: number }): Promise<Rig> {
   const trickle = await startTrickleServer();
   const engine = await startFakeEngine({ reply: echoMarker, keepBodies: 8, ...(opts.chunkDelayMs ? { chunkDelayMs: opts.chunkDelayMs } : {}) });
-  const backend = new OpenAIBackend({ baseURL: engine.baseURL, capabilities: { maxImages: 2 } });
+  const backend = new OpenAIBackend({ baseURL: engine.baseURL, capabilities: { maxImages: 2 }, audioPadSamples: TEST_AUDIO_PAD_SAMPLES });
   const scheduler = new FairScheduler(backend, { maxInFlight: opts.maxInFlight });
   const srv = await startTestServer({
     backend,

@@ -18,7 +18,7 @@ import { createSessionFactory } from '../../src/pipeline/session.js';
 import { TricklePublisher } from '../../src/trickle/publisher.js';
 import { TrickleServer } from '../../src/trickle/server.js';
 import { makeTestSegments, publishSegments } from '../helpers/media.js';
-import { startFakeEngine, type FakeEngine, type FakeEngineOptions } from '../helpers/model.js';
+import { startFakeEngine, type FakeEngine, type FakeEngineOptions, TEST_AUDIO_PAD_SAMPLES } from '../helpers/model.js';
 import { collectChannel, type ChannelCollector } from '../helpers/pipeline.js';
 import { LifecycleBackendDouble, request, startTestServer } from '../helpers/server.js';
 import { sleep, waitFor } from '../helpers/wait.js';
@@ -34,7 +34,7 @@ const media = () => (segments ??= makeTestSegments({ durationS: 6, fps: 10, widt
  */
 async function runStream(opts: { params: Rec; engine?: FakeEngineOptions; paceMs?: number; during?: (live: { base: string; data: ChannelCollector; engine: FakeEngine }) => Promise<void> }) {
   const engine = await startFakeEngine(opts.engine);
-  const backend = new OpenAIBackend({ baseURL: engine.baseURL, capabilities: { maxImages: 2 }, timeoutMs: 20_000 });
+  const backend = new OpenAIBackend({ baseURL: engine.baseURL, capabilities: { maxImages: 2 }, timeoutMs: 20_000, audioPadSamples: TEST_AUDIO_PAD_SAMPLES });
   const trickle = new TrickleServer({ port: 0, host: '127.0.0.1' });
   await trickle.listen();
   for (const [n, mime] of [['in', 'video/MP2T'], ['in-data', 'application/jsonl'], ['in-events', 'application/json']] as const) trickle.createChannel(n, mime);

@@ -10,7 +10,7 @@ import { TricklePublisher } from '../../src/trickle/publisher.js';
 import { TrickleServer } from '../../src/trickle/server.js';
 import { rootLogger } from '../../src/log.js';
 import { makeTestSegments, publishSegments } from '../helpers/media.js';
-import { startFakeEngine } from '../helpers/model.js';
+import { startFakeEngine, TEST_AUDIO_PAD_SAMPLES } from '../helpers/model.js';
 import { collectChannel } from '../helpers/pipeline.js';
 import { request, startTestServer } from '../helpers/server.js';
 import { waitFor } from '../helpers/wait.js';
@@ -21,7 +21,7 @@ describe('stop during a cycle', () => {
     const trickle = new TrickleServer({ port: 0, host: '127.0.0.1' });
     await trickle.listen();
     for (const [name, mime] of [['s', 'video/MP2T'], ['s-data', 'application/jsonl']] as const) trickle.createChannel(name, mime);
-    const backend = new OpenAIBackend({ baseURL: engine.baseURL, modelId: 'google/gemma-3n-E4B-it', timeoutMs: 60_000 });
+    const backend = new OpenAIBackend({ baseURL: engine.baseURL, modelId: 'google/gemma-3n-E4B-it', timeoutMs: 60_000, audioPadSamples: TEST_AUDIO_PAD_SAMPLES });
     const srv = await startTestServer({ backend, sessionFactory: createSessionFactory({ backend, logger: rootLogger() }) });
     const data = collectChannel(trickle.channelUrl('s-data'), { start: 0 });
     const input = new TricklePublisher({ url: trickle.channelUrl('s'), mimeType: 'video/MP2T' });
