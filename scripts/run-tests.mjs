@@ -16,7 +16,7 @@
 // without checking them) alongside the tests, and fails when either fails; TYPECHECK=0 skips that.
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { createRequire } from 'node:module';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -72,10 +72,37 @@ const LONGEST_FIRST = [
   'test/cli/trickle-cli.test.ts',
   'test/pipeline/data-outage.test.ts',
 ];
+const key = (f) => relative(root, resolve(f)).replaceAll('\\', '/');
 const rank = (f) => {
-  const i = LONGEST_FIRST.indexOf(f.replaceAll('\\', '/').replace(/^\.\//, ''));
+  const i = LONGEST_FIRST.indexOf(key(f));
   return i < 0 ? LONGEST_FIRST.length : i;
 };
+// Files whose tests run in memory in well under a second (no sockets held open, no children, no
+// process-wide state): each would spend most of its CPU starting node and loading modules (~0.7 CPU-s),
+// so they run one after another in one process, as one entry of the run. They keep their own names in
+// the report; a failure points at its own file (source maps).
+const SHARED_PROCESS = new Set([
+  'test/config/content-params.test.ts',
+  'test/config/params.test.ts',
+  'test/config/runtime.test.ts',
+  'test/error-codes.test.ts',
+  'test/media/audio-activity.test.ts',
+  'test/media/jpeg.test.ts',
+  'test/media/signature.test.ts',
+  'test/model/fair-scheduler.test.ts',
+  'test/model/measure.test.ts',
+  'test/model/sampling.test.ts',
+  'test/pipeline/buffers.test.ts',
+  'test/pipeline/control.test.ts',
+  'test/pipeline/cycle.test.ts',
+  'test/pipeline/gating.test.ts',
+  'test/pipeline/item-queue.test.ts',
+  'test/pipeline/params-store.test.ts',
+  'test/pipeline/records.test.ts',
+  'test/pipeline/scheduler.test.ts',
+  'test/pipeline/timing.test.ts',
+  'test/util/json-schema.test.ts',
+]);
 const files = roots.flatMap((root) => collect(root, '.test.ts')).sort((a, b) => rank(a) - rank(b));
 if (files.length === 0) {
   process.stderr.write('no test files found\n');
@@ -162,7 +189,16 @@ try {
   });
   // `import x from './y.js'` already names the emitted files; the .ts entry points map to .js.
   for (const name of ['README.md', 'docs', 'dist', 'package.json']) symlinkSync(join(root, name), join(out, name));
-  const built = files.map((f) => join(out, relative(root, resolve(f))).replace(/\.ts$/, '.js'));
+  const builtOf = (f) => join(out, relative(root, resolve(f))).replace(/\.ts$/, '.js');
+  // The short in-memory files share one process (see SHARED_PROCESS); the rest get one each.
+  const shared = files.filter((f) => SHARED_PROCESS.has(key(f)));
+  const own = files.filter((f) => !SHARED_PROCESS.has(key(f)));
+  const built = own.map(builtOf);
+  if (shared.length > 0) {
+    const entry = join(out, 'test', 'in-memory-units.test.js');
+    writeFileSync(entry, shared.map((f) => `import ${JSON.stringify(`./${relative(join(out, 'test'), builtOf(f))}`)};\n`).join(''));
+    built.push(entry);
+  }
   tests = await run(
     process.execPath,
     ['--enable-source-maps', '--test', '--test-reporter=spec', `--test-concurrency=${CONCURRENCY}`, ...built],

@@ -286,6 +286,8 @@ function specialToken(id: number, content: string) {
  * pre-tokeniser and decoder as the real one: fine for a test model, and not claimed to tokenize text
  * exactly as Google's Gemma 3n tokenizer does.
  */
+let tokenizerOnce: ReturnType<typeof gemma3nTokenizer> | undefined;
+
 async function gemma3nTokenizer(): Promise<{ tokenizer: TokenizerJson; config: Record<string, unknown> }> {
   const srcDir = tokenizerSourceDir();
   const tokenizer = JSON.parse(await readFile(join(srcDir, 'tokenizer.json'), 'utf8')) as TokenizerJson;
@@ -351,8 +353,10 @@ function trimVocabulary(tokenizer: TokenizerJson, extra: readonly string[]): voi
   if (typeof model.unk_token === 'string') keep.add(model.unk_token);
   const vocab: Record<string, number> = {};
   for (const [piece, id] of Object.entries(model.vocab)) {
-    const single = [...piece].length === 1 && piece.codePointAt(0)! < 0x3000;
-    if (keep.has(piece) || single || /^<0x[0-9A-F]{2}>$/.test(piece)) vocab[piece] = id;
+    // (below U+3000 a character is one UTF-16 unit; 262k pieces, so no spreading or regex per piece)
+    const single = piece.length === 1 && piece.charCodeAt(0) < 0x3000;
+    const byte = piece.length === 6 && piece.startsWith('<0x') && /^<0x[0-9A-F]{2}>$/.test(piece);
+    if (single || byte || keep.has(piece)) vocab[piece] = id;
   }
   model.vocab = vocab;
   model.merges = merges;
@@ -405,7 +409,10 @@ export async function makeTinyModel(dir: string): Promise<void> {
   const fingerprint = await generatorFingerprint();
   if ((await readOrEmpty(join(dir, TINY_MODEL_FINGERPRINT_FILE))) === fingerprint) return;
   await mkdir(join(dir, 'onnx'), { recursive: true });
-  const { tokenizer, config: tokConfig } = await gemma3nTokenizer();
+  // Parsed once per process (33 MB of source JSON, about a second): a second model written by the same
+  // process (the determinism test, a demo that regenerates) reuses it. Only read from here on.
+  tokenizerOnce ??= gemma3nTokenizer();
+  const { tokenizer, config: tokConfig } = await tokenizerOnce;
   const vocab = tokenizer.model.vocab;
   const tail = TAIL_PIECES.map((p) => pieceId(vocab, p));
   const replyIds = MODES.map((m) => [pieceId(vocab, m), ...tail]);

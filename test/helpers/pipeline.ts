@@ -11,7 +11,7 @@ import type { ModelBackend } from '../../src/model/backend.js';
 import { OpenAIBackend } from '../../src/model/openai.js';
 import { startFakeEngine } from '../../src/model/testing/fake-engine.js';
 import { createSessionFactory, type PipelineSession, type SessionDeps } from '../../src/pipeline/session.js';
-import { sleep } from './wait.js';
+import { sleep, waitFor } from './wait.js';
 import { TEST_AUDIO_PAD_SAMPLES } from './model.js';
 
 export interface ChannelCollector {
@@ -85,6 +85,12 @@ export interface PipelineHarness {
   control: TricklePublisher;
   /** Publishes each buffer as one input segment, pausing `paceMs` between segments. */
   feed(segments: Buffer[], paceMs?: number): Promise<void>;
+  /**
+   * Like feed, but each segment only once the session has read the last one and no cycle is running:
+   * however slow the machine, the loop is idle when stream time reaches the next due point, so a
+   * cadence check sees every cycle instead of one skipped for a cycle still in flight.
+   */
+  feedUnhurried(segments: Buffer[], paceMs?: number): Promise<void>;
   /** Ends the input the way an orchestrator does: the channel is deleted. */
   endInput(): Promise<void>;
   generations(): Array<Record<string, unknown>>;
@@ -147,6 +153,17 @@ export async function startPipelineHarness(opts: {
     async feed(segments, paceMs = 0) {
       for (const seg of segments) {
         await input.publish(seg);
+        if (paceMs > 0) await sleep(paceMs);
+      }
+    },
+    async feedUnhurried(segments, paceMs = 0) {
+      for (const seg of segments) {
+        const read = session.status().counters.segments_in ?? 0;
+        await input.publish(seg);
+        await waitFor('the segment read and no cycle running', () => {
+          const c = session.status().counters;
+          return (c.segments_in ?? 0) > read && (c.cycles_in_flight ?? 0) === 0;
+        }, 20_000, 10);
         if (paceMs > 0) await sleep(paceMs);
       }
     },

@@ -39,12 +39,12 @@ test('records arrive once per generate_every_s of stream time with correct stats
   });
   t.after(() => h.close());
 
-  await h.feed(segs.slice(0, 4), 100);
+  await h.feedUnhurried(segs.slice(0, 4), 100);
   await waitFor('a first record', () => h.generations().length >= 1, 20_000);
   const next = parseParamsUpdate(h.session.params(), { prompt: 'second prompt' });
   const cyclesBefore = h.session.status().counters.cycles_started!;
   h.session.updateParams(next.params, next.changed, { prompt: 'second prompt' });
-  await h.feed(segs.slice(4), 100);
+  await h.feedUnhurried(segs.slice(4), 100);
   await h.endInput();
   const end = await h.session.done;
   assert.equal(end.reason, 'input_ended');
