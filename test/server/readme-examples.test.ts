@@ -14,7 +14,7 @@ import { TricklePublisher } from '../../src/trickle/publisher.js';
 import { TrickleServer } from '../../src/trickle/server.js';
 import type { RunnerServerHandle } from '../../src/server/index.js';
 import { makeTestSegments, publishSegments } from '../helpers/media.js';
-import { startFakeEngine, type FakeEngine } from '../helpers/model.js';
+import { startFakeEngine, TEST_AUDIO_PAD_SAMPLES, type FakeEngine } from '../helpers/model.js';
 import { collectChannel, type ChannelCollector } from '../helpers/pipeline.js';
 import { request, startTestServer } from '../helpers/server.js';
 import { rootLogger } from '../../src/log.js';
@@ -73,17 +73,21 @@ describe('README curl examples against the running server', () => {
     await trickle.listen();
     trickle.createChannel('input', 'video/MP2T');
     trickle.createChannel('data', 'application/jsonl');
-    const backend = new OpenAIBackend({ baseURL: engine.baseURL, modelId: 'google/gemma-3n-E4B-it', timeoutMs: 10_000 });
+    const backend = new OpenAIBackend({ baseURL: engine.baseURL, modelId: 'google/gemma-3n-E4B-it', timeoutMs: 10_000, audioPadSamples: TEST_AUDIO_PAD_SAMPLES });
     srv = await startTestServer({ backend, sessionFactory: createSessionFactory({ backend, logger: rootLogger() }) });
     await waitFor('engine warm-up', async () => (await request(srv.url, 'GET', '/health')).body.status === 'IDLE');
     data = collectChannel(trickle.channelUrl('data'), { start: 0 });
-    const segments = await makeTestSegments({ durationS: 8, fps: 30, width: 640, height: 360, gopS: 1, audio: 'aac', toneHz: 440 });
+    // Small and paced (10× real time): the examples need records flowing, not decoding work.
+    const segments = await makeTestSegments({ durationS: 8, fps: 15, width: 320, height: 180, gopS: 1, audio: 'aac', toneHz: 440 });
     input = new TricklePublisher({ url: trickle.channelUrl('input'), mimeType: 'video/MP2T' });
-    // Loops the input at a brisk pace until the test ends the stream by deleting the channel.
+    // Loops the input until the test ends the stream by deleting the channel.
     feeding = (async () => {
       while (!stopFeeding) {
-        await publishSegments(input, segments).catch(() => undefined);
-        await new Promise((r) => setTimeout(r, 200));
+        for (const seg of segments) {
+          if (stopFeeding) break;
+          await publishSegments(input, [seg]).catch(() => undefined);
+          await new Promise((r) => setTimeout(r, 100));
+        }
       }
     })();
   });
