@@ -131,8 +131,8 @@ const typecheck =
 // tiny model and the demo's encoded pattern are written once), all written atomically by their
 // generators. What is in it is a function of the generators' code and of ffmpeg, so it is kept between
 // runs (like the type checker's state, under node_modules/.cache) in a folder named by a hash of both:
-// a change to either starts a new folder, and one unused for an hour is removed. A re-run then decodes streams
-// instead of encoding them first. TEST_MEDIA_CACHE=0 uses a fresh folder for this run only.
+// a change to either starts a new folder, and one unused for an hour is removed. A re-run then decodes
+// streams instead of encoding them first. TEST_MEDIA_CACHE=0 uses a fresh folder for this run only.
 function mediaCacheKey() {
   const h = createHash('sha256');
   // The stream generators, and the demo's (its encoded pattern is cached too; the tiny model names its
@@ -146,9 +146,9 @@ const keepMedia = process.env.TEST_MEDIA_CACHE !== '0';
 let mediaDir;
 if (keepMedia) {
   const cacheRoot = join(root, 'node_modules', '.cache', 'gemma3n-trickle', 'test-media');
-  const key = mediaCacheKey();
+  const cacheKey = mediaCacheKey();
   mkdirSync(cacheRoot, { recursive: true });
-  mediaDir = join(cacheRoot, key);
+  mediaDir = join(cacheRoot, cacheKey);
   mkdirSync(mediaDir, { recursive: true });
   const now = new Date();
   utimesSync(mediaDir, now, now);
@@ -156,7 +156,7 @@ if (keepMedia) {
   // folders no run has started on for an hour go.
   for (const name of readdirSync(cacheRoot)) {
     const dir = join(cacheRoot, name);
-    if (name !== key && now.getTime() - statSync(dir).mtimeMs > 3600_000) rmSync(dir, { recursive: true, force: true });
+    if (name !== cacheKey && now.getTime() - statSync(dir).mtimeMs > 3600_000) rmSync(dir, { recursive: true, force: true });
   }
 } else {
   mediaDir = mkdtempSync(join(tmpdir(), 'gemma3n-trickle-test-media-'));

@@ -57,7 +57,6 @@ export const GEMMA3N_TOKEN_IDS = {
   audio: 262273,
 } as const;
 
-const MODES = TINY_MODEL_MODES;
 /** The reply after the mode word, as tokenizer pieces ("▁" is a leading space). */
 const TAIL_PIECES = ['▁(', 'random', '-', 'weight', '▁test', '▁model', ')'];
 
@@ -233,9 +232,9 @@ function decoderGraph(replyIds: number[][]): GraphSpec {
       floatTensor('one', [], [1]),
       floatTensor('two', [], [2]),
       floatTensor('zero', [], [0]),
-      int64Tensor('reply_seq', [MODES.length, R], seq),
-      floatTensor('reply_next', [MODES.length, R], next),
-      floatTensor('reply_first', [MODES.length], first),
+      int64Tensor('reply_seq', [TINY_MODEL_MODES.length, R], seq),
+      floatTensor('reply_next', [TINY_MODEL_MODES.length, R], next),
+      floatTensor('reply_first', [TINY_MODEL_MODES.length], first),
       int64Tensor('vocab', [], [VOCAB]),
       // a margin of 50 nats keeps the scripted token certain even when the caller samples
       floatTensor('off_on', [2], [0, 50]),
@@ -286,8 +285,6 @@ function specialToken(id: number, content: string) {
  * pre-tokeniser and decoder as the real one: fine for a test model, and not claimed to tokenize text
  * exactly as Google's Gemma 3n tokenizer does.
  */
-let tokenizerOnce: ReturnType<typeof gemma3nTokenizer> | undefined;
-
 async function gemma3nTokenizer(): Promise<{ tokenizer: TokenizerJson; config: Record<string, unknown> }> {
   const srcDir = tokenizerSourceDir();
   const tokenizer = JSON.parse(await readFile(join(srcDir, 'tokenizer.json'), 'utf8')) as TokenizerJson;
@@ -308,7 +305,7 @@ async function gemma3nTokenizer(): Promise<{ tokenizer: TokenizerJson; config: R
     tokenizer.added_tokens.push(specialToken(id, content));
     tokenizer.model.vocab[content] = id;
   }
-  trimVocabulary(tokenizer, [...MODES, ...TAIL_PIECES]);
+  trimVocabulary(tokenizer, [...TINY_MODEL_MODES, ...TAIL_PIECES]);
   delete config.added_tokens_decoder; // carries Gemma 3 ids; tokenizer.json is authoritative
   Object.assign(config, {
     chat_template: GEMMA3N_CHAT_TEMPLATE, // the text-generation pipeline reads it from here
@@ -361,6 +358,9 @@ function trimVocabulary(tokenizer: TokenizerJson, extra: readonly string[]): voi
   model.vocab = vocab;
   model.merges = merges;
 }
+
+/** gemma3nTokenizer's result, once per process (see makeTinyModel). */
+let tokenizerOnce: ReturnType<typeof gemma3nTokenizer> | undefined;
 
 function pieceId(vocab: Record<string, number>, piece: string): number {
   const id = vocab[piece];
@@ -415,7 +415,7 @@ export async function makeTinyModel(dir: string): Promise<void> {
   const { tokenizer, config: tokConfig } = await tokenizerOnce;
   const vocab = tokenizer.model.vocab;
   const tail = TAIL_PIECES.map((p) => pieceId(vocab, p));
-  const replyIds = MODES.map((m) => [pieceId(vocab, m), ...tail]);
+  const replyIds = TINY_MODEL_MODES.map((m) => [pieceId(vocab, m), ...tail]);
 
   const rand = mulberry32(0x6e3a);
   const graphs: Array<[string, GraphSpec]> = [
