@@ -53,56 +53,98 @@ const narrowed = process.argv.slice(2).length > 0;
 const roots = narrowed ? process.argv.slice(2) : ['test'];
 // The files that take longest on the wall clock (real-time media, a 30 s server outage, a browser)
 // start first, so the run does not end waiting on one that started last (longest-first scheduling);
-// the rest follow in name order. Measured with one file at a time on the 2-core machine; a file
-// missing from the list only starts later.
+// the rest follow in name order. Measured in a full run on the 2-core machine (walls under load, in
+// this order: 35 s down to 4 s; a batch counts as one); a file missing from the list only starts later.
 const LONGEST_FIRST = [
   'test/pipeline/data-server-restart.test.ts',
-  'test/server/outputs.test.ts',
-  'test/pipeline/session-timeline.test.ts',
+  // batches (see SHARED_PROCESSES): ~15 s of files one after another each, little CPU
+  'loopback-pipeline',
+  'loopback-server',
+  'test/cli/trickle-cli.test.ts',
   'test/media/sampler.test.ts',
   'test/media/relay.test.ts',
+  'test/server/outputs.test.ts',
+  'test/pipeline/session-timeline.test.ts',
   'test/cli/watch.test.ts',
-  'test/media/decoder.test.ts',
   'test/cli/demo.test.ts',
-  'test/server/many-streams.test.ts',
-  'test/pipeline/session.test.ts',
-  'test/pipeline/data-writer.test.ts',
+  'test/cli/serve.test.ts',
   'test/pipeline/session-connections.test.ts',
-  'test/server/control-api.test.ts',
-  'test/cli/trickle-cli.test.ts',
+  'test/pipeline/session.test.ts',
+  'test/pipeline/soak.test.ts',
   'test/pipeline/data-outage.test.ts',
+  'test/server/many-streams.test.ts',
+  'test/model/backend-contract.test.ts',
+  'test/pipeline/session-content.test.ts',
+  'test/media/decoder.test.ts',
+  'test/cli/log.test.ts',
+  'test/model/transformers.test.ts',
 ];
 const key = (f) => relative(root, resolve(f)).replaceAll('\\', '/');
 const rank = (f) => {
-  const i = LONGEST_FIRST.indexOf(key(f));
+  const i = LONGEST_FIRST.indexOf(batchOf.get(key(f)) ?? key(f));
   return i < 0 ? LONGEST_FIRST.length : i;
 };
-// Files whose tests run in memory in well under a second (no sockets held open, no children, no
-// process-wide state): each would spend most of its CPU starting node and loading modules (~0.7 CPU-s),
-// so they run one after another in one process, as one entry of the run. They keep their own names in
-// the report; a failure points at its own file (source maps).
-const SHARED_PROCESS = new Set([
-  'test/config/content-params.test.ts',
-  'test/config/params.test.ts',
-  'test/config/runtime.test.ts',
-  'test/error-codes.test.ts',
-  'test/media/audio-activity.test.ts',
-  'test/media/jpeg.test.ts',
-  'test/media/signature.test.ts',
-  'test/model/fair-scheduler.test.ts',
-  'test/model/measure.test.ts',
-  'test/model/sampling.test.ts',
-  'test/pipeline/buffers.test.ts',
-  'test/pipeline/control.test.ts',
-  'test/pipeline/cycle.test.ts',
-  'test/pipeline/gating.test.ts',
-  'test/pipeline/item-queue.test.ts',
-  'test/pipeline/params-store.test.ts',
-  'test/pipeline/records.test.ts',
-  'test/pipeline/scheduler.test.ts',
-  'test/pipeline/timing.test.ts',
-  'test/util/json-schema.test.ts',
-]);
+// Files whose tests spend well under a second or two each, none of it in child processes, run one
+// after another in a shared process (one entry of the run) rather than one process each: a process
+// of their own would spend most of its CPU starting node and loading the same modules (~0.5 CPU-s
+// apiece; the run is CPU-bound on 2 cores). They keep their own names in the report and a failure
+// points at its own file (source maps). Batches: pure in-memory units, and files that start
+// servers on loopback (each closes what it opens; none counts the process's file descriptors, sets
+// process-wide state or spawns children; files that do keep a process of their own).
+const SHARED_PROCESSES = {
+  'in-memory-units': [
+    'test/config/content-params.test.ts',
+    'test/config/params.test.ts',
+    'test/config/runtime.test.ts',
+    'test/error-codes.test.ts',
+    'test/media/audio-activity.test.ts',
+    'test/media/jpeg.test.ts',
+    'test/media/signature.test.ts',
+    'test/model/fair-scheduler.test.ts',
+    'test/model/measure.test.ts',
+    'test/model/sampling.test.ts',
+    'test/pipeline/buffers.test.ts',
+    'test/pipeline/control.test.ts',
+    'test/pipeline/cycle.test.ts',
+    'test/pipeline/gating.test.ts',
+    'test/pipeline/item-queue.test.ts',
+    'test/pipeline/params-store.test.ts',
+    'test/pipeline/records.test.ts',
+    'test/pipeline/scheduler.test.ts',
+    'test/pipeline/timing.test.ts',
+    'test/util/json-schema.test.ts',
+  ],
+  // The loopback batches are split to about 15 s of wall each (timers, sockets), so none ends the run.
+  'loopback-pipeline': [
+    'test/pipeline/alerts.test.ts',
+    'test/pipeline/content-loop.test.ts',
+    'test/pipeline/data-channel.test.ts',
+    'test/pipeline/data-writer.test.ts',
+    'test/pipeline/events.test.ts',
+    'test/pipeline/loop.test.ts',
+    'test/pipeline/partials.test.ts',
+    'test/pipeline/structured.test.ts',
+  ],
+  'loopback-server': [
+    'test/model/config.test.ts',
+    'test/model/openai.test.ts',
+    'test/server/channel-url-security.test.ts',
+    'test/server/control-api.test.ts',
+    'test/server/register.test.ts',
+    'test/server/request-limits.test.ts',
+    'test/server/stream-id.test.ts',
+    'test/server/streams.test.ts',
+  ],
+  'loopback-trickle': [
+    'test/trickle/clients.test.ts',
+    'test/trickle/interop.test.ts',
+    'test/trickle/server-limits.test.ts',
+    'test/trickle/server.test.ts',
+    'test/trickle/tls.test.ts',
+    'test/viewer/server.test.ts',
+  ],
+};
+const batchOf = new Map(Object.entries(SHARED_PROCESSES).flatMap(([batch, list]) => list.map((f) => [f, batch])));
 const files = roots.flatMap((root) => collect(root, '.test.ts')).sort((a, b) => rank(a) - rank(b));
 if (files.length === 0) {
   process.stderr.write('no test files found\n');
@@ -190,15 +232,30 @@ try {
   // `import x from './y.js'` already names the emitted files; the .ts entry points map to .js.
   for (const name of ['README.md', 'docs', 'dist', 'package.json']) symlinkSync(join(root, name), join(out, name));
   const builtOf = (f) => join(out, relative(root, resolve(f))).replace(/\.ts$/, '.js');
-  // The short in-memory files share one process (see SHARED_PROCESS); the rest get one each.
-  const shared = files.filter((f) => SHARED_PROCESS.has(key(f)));
-  const own = files.filter((f) => !SHARED_PROCESS.has(key(f)));
-  const built = own.map(builtOf);
-  if (shared.length > 0) {
-    const entry = join(out, 'test', 'in-memory-units.test.js');
-    writeFileSync(entry, shared.map((f) => `import ${JSON.stringify(`./${relative(join(out, 'test'), builtOf(f))}`)};\n`).join(''));
-    built.push(entry);
+  // `node --test` sorts the paths it is given, so the start order is set by names: each entry is a
+  // one-line-per-file module under test/.order/ whose name begins with its place in the schedule.
+  // (Without this the 35 s data-server test started a third of the way in and ended the run.)
+  const orderDir = join(out, 'test', '.order');
+  mkdirSync(orderDir);
+  const entry = (place, name, imports) => {
+    const path = join(orderDir, `${String(place).padStart(3, '0')}-${name}.test.js`);
+    writeFileSync(path, imports.map((f) => `import ${JSON.stringify(`./${relative(orderDir, builtOf(f)).replaceAll('\\', '/')}`)};\n`).join(''));
+    return path;
+  };
+  // Entries in schedule order: a batch (see SHARED_PROCESSES) takes the place of its first file.
+  const entries = [];
+  const batches = new Map();
+  for (const f of files) {
+    const batch = batchOf.get(key(f));
+    if (batch === undefined) entries.push({ name: key(f).replace(/^test\//, '').replace(/\.test\.ts$/, '').replaceAll('/', '_'), imports: [f] });
+    else if (batches.has(batch)) batches.get(batch).imports.push(f);
+    else {
+      const e = { name: batch, imports: [f] };
+      batches.set(batch, e);
+      entries.push(e);
+    }
   }
+  const built = entries.map((e, i) => entry(i, e.name, e.imports));
   tests = await run(
     process.execPath,
     ['--enable-source-maps', '--test', '--test-reporter=spec', `--test-concurrency=${CONCURRENCY}`, ...built],
