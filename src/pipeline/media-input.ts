@@ -51,6 +51,8 @@ export interface MediaInputOptions {
   params: StreamParams;
   capabilities: BackendCapabilities;
   samplerMaxPendingBytes?: number | undefined;
+  /** The ffmpeg binary the sampler decodes with (default `ffmpeg` on PATH). */
+  ffmpegPath?: string | undefined;
   log: Logger;
   onFrame(f: SampledFrame): void;
   onAudio(a: AudioChunk): void;
@@ -76,6 +78,7 @@ export class MediaInput {
     this.sampler = new MediaSampler({
       settings: samplerSettings(o.params, o.capabilities),
       ...(o.samplerMaxPendingBytes !== undefined ? { maxPendingBytes: o.samplerMaxPendingBytes } : {}),
+      ...(o.ffmpegPath !== undefined ? { ffmpegPath: o.ffmpegPath } : {}),
       logger: o.log.child({ component: 'sampler' }),
     });
     this.sampler.on('frame', (f: SampledFrame) => {
@@ -130,9 +133,15 @@ export class MediaInput {
     });
   }
 
-  /** Relays until the input ends (resolves) or fails for good (rejects). */
-  run(): Promise<void> {
-    return this.relay.run();
+  /**
+   * Relays until the input ends, then lets the sampler drain, and resolves; rejects when the input
+   * fails for good. The drain is part of the input's end: a decoder runs behind its input (seconds
+   * of backlog on a loaded host), and what it decodes after the last segment arrived is still stream
+   * the loop must see before the session is told the input ended, or the tail gets no cycle.
+   */
+  async run(): Promise<void> {
+    await this.relay.run();
+    await this.sampler.close().catch((e: unknown) => this.o.log.debug({ err: errorMessage(e) }, 'sampler drain failed'));
   }
 
   /** The sampler follows params changes that concern it (others are ignored). */

@@ -159,6 +159,7 @@ export class PipelineSession implements StreamSession {
         params: this.store.current,
         capabilities: this.backend.capabilities,
         samplerMaxPendingBytes: this.deps.samplerMaxPendingBytes,
+        ffmpegPath: this.deps.ffmpegPath,
         log: this.log,
         onFrame: (f) => this.loop.pushFrame(f),
         onAudio: (a) => this.loop.pushAudio(a),

@@ -87,6 +87,8 @@ export interface SessionDeps {
   /** Bound on waiting for an aborted model request to settle at stop. */
   abortWaitMs?: number;
   samplerMaxPendingBytes?: number;
+  /** The ffmpeg binary the sampler decodes with (default `ffmpeg` on PATH). */
+  ffmpegPath?: string;
   /**
    * A zero-byte data segment goes out when nothing was published on the data channel for this long
    * (default 60 s; 0 = never). go-livepeer sweeps a channel idle for 5 min, and the gateway then stops
