@@ -57,7 +57,8 @@ const roots = narrowed ? process.argv.slice(2) : ['test'];
 // this order: 35 s down to 4 s; a batch counts as one); a file missing from the list only starts later.
 const LONGEST_FIRST = [
   'test/pipeline/data-server-restart.test.ts',
-  // batches (see SHARED_PROCESSES): ~15 s of files one after another each, little CPU
+  // a batch (see SHARED_PROCESSES) is placed by name; the loopback ones are ~15 s of files one after
+  // another, with little CPU
   'loopback-pipeline',
   'loopback-server',
   'test/cli/trickle-cli.test.ts',
@@ -74,7 +75,9 @@ const LONGEST_FIRST = [
   'test/pipeline/data-outage.test.ts',
   'test/server/many-streams.test.ts',
   'test/model/backend-contract.test.ts',
-  'test/pipeline/session-content.test.ts',
+  'sessions-a',
+  'sessions-b',
+  'loopback-trickle',
   'test/media/decoder.test.ts',
   'test/cli/log.test.ts',
   'test/model/transformers.test.ts',
@@ -88,9 +91,9 @@ const rank = (f) => {
 // after another in a shared process (one entry of the run) rather than one process each: a process
 // of their own would spend most of its CPU starting node and loading the same modules (~0.5 CPU-s
 // apiece; the run is CPU-bound on 2 cores). They keep their own names in the report and a failure
-// points at its own file (source maps). Batches: pure in-memory units, and files that start
-// servers on loopback (each closes what it opens; none counts the process's file descriptors, sets
-// process-wide state or spawns children; files that do keep a process of their own).
+// points at its own file (source maps). Batches: pure in-memory units, files that start servers on
+// loopback, and whole sessions (each closes what it opens; none counts the process's file descriptors
+// or children, sets process-wide state or spawns a CLI; files that do keep a process of their own).
 const SHARED_PROCESSES = {
   'in-memory-units': [
     'test/config/content-params.test.ts',
@@ -134,6 +137,19 @@ const SHARED_PROCESSES = {
     'test/server/request-limits.test.ts',
     'test/server/stream-id.test.ts',
     'test/server/streams.test.ts',
+  ],
+  // Whole sessions on loopback with real ffmpeg decoding: the children are the code under test's, and
+  // each test closes its session (and so its decoders) before the next starts.
+  'sessions-a': [
+    'test/pipeline/session-content.test.ts',
+    'test/pipeline/session-lifecycle.test.ts',
+    'test/pipeline/session-restart.test.ts',
+  ],
+  'sessions-b': [
+    'test/pipeline/content-aware.test.ts',
+    'test/pipeline/input-end-drain.test.ts',
+    'test/server/readme-examples.test.ts',
+    'test/server/stop-mid-cycle.test.ts',
   ],
   'loopback-trickle': [
     'test/trickle/clients.test.ts',
