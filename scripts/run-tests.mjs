@@ -258,20 +258,14 @@ try {
     writeFileSync(path, imports.map((f) => `import ${JSON.stringify(`./${relative(orderDir, builtOf(f)).replaceAll('\\', '/')}`)};\n`).join(''));
     return path;
   };
-  // Entries in schedule order: a batch (see SHARED_PROCESSES) takes the place of its first file.
-  const entries = [];
-  const batches = new Map();
+  // Entry name → the files it imports, in schedule order (a Map keeps first insertion): a batch (see
+  // SHARED_PROCESSES) takes the place of its first file.
+  const entries = new Map();
   for (const f of files) {
-    const batch = batchOf.get(key(f));
-    if (batch === undefined) entries.push({ name: key(f).replace(/^test\//, '').replace(/\.test\.ts$/, '').replaceAll('/', '_'), imports: [f] });
-    else if (batches.has(batch)) batches.get(batch).imports.push(f);
-    else {
-      const e = { name: batch, imports: [f] };
-      batches.set(batch, e);
-      entries.push(e);
-    }
+    const name = batchOf.get(key(f)) ?? key(f).replace(/^test\//, '').replace(/\.test\.ts$/, '').replaceAll('/', '_');
+    entries.set(name, [...(entries.get(name) ?? []), f]);
   }
-  const built = entries.map((e, i) => entry(i, e.name, e.imports));
+  const built = [...entries].map(([name, imports], i) => entry(i, name, imports));
   tests = await run(
     process.execPath,
     ['--enable-source-maps', '--test', '--test-reporter=spec', `--test-concurrency=${CONCURRENCY}`, ...built],

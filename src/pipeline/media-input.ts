@@ -4,8 +4,8 @@
  * Owns what it measures — segments/bytes/frames/audio in, media errors, input rates, the last input
  * time and frame size — and reports each media error once through `onError`.
  *
- * Lifetime: constructed idle; `run()` relays until the input ends (resolves) or fails (rejects);
- * `close()` stops the relay and the sampler (together); idempotent, never rejects.
+ * Lifetime: constructed idle; `run()` relays until the input ends and the sampler has drained
+ * (resolves) or the input fails (rejects); `close()` stops the relay and the sampler (together); idempotent, never rejects.
  */
 import type { StreamParams } from '../config/params.js';
 import { errorCode, errorMessage } from '../errors.js';
@@ -66,6 +66,7 @@ export class MediaInput {
   private readonly sampler: MediaSampler;
   private readonly relay: MediaRelay;
   private closing: Promise<void> | undefined;
+  private samplerDrained: Promise<void> | undefined;
   private lastInput: number | undefined;
   private frameDims: { width: number; height: number } | undefined;
   private readonly videoRate = new RateMeter();
@@ -141,7 +142,13 @@ export class MediaInput {
    */
   async run(): Promise<void> {
     await this.relay.run();
-    await this.sampler.close().catch((e: unknown) => this.o.log.debug({ err: errorMessage(e) }, 'sampler drain failed'));
+    await this.drainSampler();
+  }
+
+  /** The sampler's drain, at the input's end or at close, whichever comes first (never rejects). */
+  private drainSampler(): Promise<void> {
+    this.samplerDrained ??= this.sampler.close().catch((e: unknown) => this.o.log.debug({ err: errorMessage(e) }, 'sampler close failed'));
+    return this.samplerDrained;
   }
 
   /** The sampler follows params changes that concern it (others are ignored). */
@@ -187,7 +194,7 @@ export class MediaInput {
   close(): Promise<void> {
     this.closing ??= Promise.all([
       this.relay.close().catch((e: unknown) => this.o.log.debug({ err: errorMessage(e) }, 'relay stop failed')),
-      this.sampler.close().catch((e: unknown) => this.o.log.debug({ err: errorMessage(e) }, 'sampler close failed')),
+      this.drainSampler(),
     ]).then(() => undefined);
     return this.closing;
   }
